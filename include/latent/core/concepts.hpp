@@ -1,0 +1,92 @@
+#pragma once
+/// @file
+/// The contracts between models and solvers.
+///
+/// Every solver maximizes the evidence lower bound
+///   F(q, theta) = E_q[log p(x, z; theta)] + H(q)  <=  log p(x; theta)
+/// and the concepts below say how a model lets a solver move q and theta:
+///
+///  - `SufficientStatistics`: expected sufficient statistics E_q[T(x, z)] are *additive*
+///    (`a += b`) and *scalable* (`a *= w`). One E-step over a block of columns therefore serves
+///    batch EM, threaded EM (blocks merged in a fixed order), online EM (decayed running sums)
+///    and distributed EM (all-reduce of the statistics).
+///  - `EMModel`: exact E-step (q = p(z | x; theta)) that adds a block's statistics into a
+///    `stats_type` and returns the block's log-likelihood; closed-form M-step from statistics.
+///  - `VariationalEMModel<M, Family>`: the same statistics and M-step, but the E-step optimizes q
+///    inside `Family` and returns the block's ELBO.
+///
+/// Data orientation: observations are columns; blocks are half-open column ranges
+/// [begin, end). Scaling: e_step returns the *sum* over the block's observations (weighted
+/// by their sample weights), never a mean, so block values add up to the full-data objective.
+
+#include <Eigen/Core>
+
+#include <concepts>
+#include <random>
+#include <utility>
+
+namespace latent {
+
+/// Additive, scalable statistics: `a += b` merges two blocks, `a *= w` rescales (online EM).
+template <class S>
+concept SufficientStatistics = std::copy_constructible<S> && requires(S a, const S b, double w) {
+  { a += b } -> std::same_as<S&>;
+  { a *= w } -> std::same_as<S&>;
+};
+
+/// A model with parameters that can be read and restored (solvers restore the last good
+/// parameters when a fit runs into numerical trouble).
+template <class M>
+concept ParametricModel = requires(M& m, const M& cm, const typename M::params_type& p) {
+  requires std::copy_constructible<typename M::params_type>;
+  { cm.params() } -> std::convertible_to<const typename M::params_type&>;
+  m.set_params(p);
+};
+
+/// A model that exact EM can fit.
+///
+/// | expression                  | meaning                                                     |
+/// |-----------------------------|-------------------------------------------------------------|
+/// | `M::data_type`              | what the model is fitted to                                 |
+/// | `M::stats_type`             | expected sufficient statistics (`SufficientStatistics`)     |
+/// | `M::params_type`            | parameter aggregate (`params()`, `set_params(p)`)           |
+/// | `cm.num_observations(x)`    | N, the number of columns blocks partition                   |
+/// | `cm.zero_stats()`           | statistics of no data, at the current parameters            |
+/// | `cm.e_step(x, b, e, s)`     | `s += E[T]` over columns [b, e); returns their log p(x)     |
+/// | `m.m_step(s)`               | theta = argmax E[log p(x, z)]; throws `numerical_error` and |
+/// |                             | leaves the parameters unchanged if they cannot be formed    |
+///
+/// Optional hooks the solvers use when present: `cm.validate(x)` (checks the data once before
+/// a fit and throws `invalid_argument`), `cm.observation_weight(x)` (total observation weight,
+/// the scale of the convergence tolerance; default N), `m.initialize(x, rng)` (random starts).
+template <class M>
+concept EMModel =
+    ParametricModel<M> && SufficientStatistics<typename M::stats_type> &&
+    requires(M& m, const M& cm, const typename M::data_type& x, typename M::stats_type& s,
+             const typename M::stats_type& cs, Eigen::Index b) {
+      { cm.num_observations(x) } -> std::convertible_to<Eigen::Index>;
+      { cm.zero_stats() } -> std::same_as<typename M::stats_type>;
+      { cm.e_step(x, b, b, s) } -> std::convertible_to<double>;
+      m.m_step(cs);
+    };
+
+/// A model whose E-step can optimize q inside the variational family `Family` (e.g. mean
+/// field). `cm.e_step(x, b, e, s, family)` adds E_q[T] into `s` and returns the block's ELBO.
+template <class M, class Family>
+concept VariationalEMModel =
+    ParametricModel<M> && SufficientStatistics<typename M::stats_type> &&
+    requires(M& m, const M& cm, const typename M::data_type& x, typename M::stats_type& s,
+             const typename M::stats_type& cs, Eigen::Index b, const Family& f) {
+      { cm.num_observations(x) } -> std::convertible_to<Eigen::Index>;
+      { cm.zero_stats() } -> std::same_as<typename M::stats_type>;
+      { cm.e_step(x, b, b, s, f) } -> std::convertible_to<double>;
+      m.m_step(cs);
+    };
+
+/// A model that can draw its own starting parameters from data and a caller's engine
+/// (needed by EM with restarts).
+template <class M>
+concept RandomlyInitializable =
+    requires(M& m, const typename M::data_type& x, std::mt19937_64& rng) { m.initialize(x, rng); };
+
+}  // namespace latent

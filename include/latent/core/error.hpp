@@ -1,0 +1,87 @@
+#pragma once
+/// @file
+/// Exceptions and the argument checks that raise them.
+///
+/// Two kinds of failure are distinguished:
+///  - `latent::invalid_argument`: the caller passed something the function cannot accept
+///    (wrong shape, non-finite value, K > N, a state out of range, a cycle, ...). The message
+///    names the function, the argument, what was expected and what was given.
+///  - `latent::numerical_error`: valid input ran into numerical trouble during a computation
+///    (a covariance that will not factor, a non-finite objective). Solvers catch it, stop with
+///    `fit_status::numerical_issue` and leave the model at its last good parameters.
+
+#include <Eigen/Core>
+
+#include <cmath>
+#include <cstddef>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace latent {
+
+/// Bad input. Derives from `std::invalid_argument`, so existing handlers still catch it.
+class invalid_argument : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+/// Numerical failure on valid input (e.g. a matrix that is not positive definite).
+class numerical_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+
+/// Concatenate streamable pieces into one string.
+template <class... Parts>
+std::string concat(const Parts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  return os.str();
+}
+
+/// Throw `invalid_argument` with "function: message".
+template <class... Parts>
+[[noreturn]] void throw_invalid(std::string_view function, const Parts&... parts) {
+  throw invalid_argument(concat(function, ": ", parts...));
+}
+
+/// Throw unless `condition` holds.
+template <class... Parts>
+void require(bool condition, std::string_view function, const Parts&... parts) {
+  if (!condition) throw_invalid(function, parts...);
+}
+
+/// Throw unless every entry of `m` is finite; names the first offending entry.
+template <class Derived>
+void require_finite(const Eigen::DenseBase<Derived>& m, std::string_view function,
+                    std::string_view name) {
+  for (Eigen::Index j = 0; j < m.cols(); ++j)
+    for (Eigen::Index i = 0; i < m.rows(); ++i)
+      if (!std::isfinite(static_cast<double>(m(i, j))))
+        throw_invalid(function, "argument '", name, "' must be finite, but entry (", i, ", ", j,
+                      ") is ", static_cast<double>(m(i, j)));
+}
+
+/// Throw unless `m` is rows x cols.
+template <class Derived>
+void require_shape(const Eigen::EigenBase<Derived>& m, Eigen::Index rows, Eigen::Index cols,
+                   std::string_view function, std::string_view name) {
+  if (m.rows() != rows || m.cols() != cols)
+    throw_invalid(function, "argument '", name, "' must be ", rows, " x ", cols, ", got ",
+                  m.rows(), " x ", m.cols());
+}
+
+/// Throw unless `m` has `rows` rows.
+template <class Derived>
+void require_rows(const Eigen::EigenBase<Derived>& m, Eigen::Index rows, std::string_view function,
+                  std::string_view name) {
+  if (m.rows() != rows)
+    throw_invalid(function, "argument '", name, "' must have ", rows, " rows, got ", m.rows());
+}
+
+}  // namespace detail
+}  // namespace latent

@@ -1,0 +1,83 @@
+#pragma once
+/// @file
+/// Log-space arithmetic and Cholesky factorization with a documented regularization policy.
+
+#include <latent/core/error.hpp>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include <cmath>
+#include <limits>
+#include <numbers>
+
+namespace latent {
+
+/// log(2 pi), used by every Gaussian log-density.
+inline constexpr double log_two_pi = 1.8378770664093454835606594728112;
+
+/// log(sum_i exp(v_i)), computed stably. Returns -inf for an empty vector or one whose entries
+/// are all -inf (an impossible event), +inf if any entry is +inf, NaN if any is NaN.
+template <class Derived>
+double log_sum_exp(const Eigen::DenseBase<Derived>& v) {
+  if (v.size() == 0) return -std::numeric_limits<double>::infinity();
+  const double m = v.maxCoeff();
+  // All entries -inf: exp(v - m) would be exp(nan); the sum of zero probabilities is 0.
+  if (!std::isfinite(m)) return m;
+  return m + std::log((v.derived().array() - m).exp().sum());
+}
+
+/// Replace each column of `log_p` (K x B, log-weights of K alternatives for B items) by its
+/// normalized probabilities, and return the per-column log normalizers (log-sum-exp) in `lse`.
+/// A column that is all -inf gets lse = -inf and is left as all zeros (no NaN).
+inline void normalize_columns_log(Eigen::Ref<Eigen::MatrixXd> log_p, Eigen::Ref<Eigen::RowVectorXd> lse) {
+  const Eigen::RowVectorXd m = log_p.colwise().maxCoeff();
+  for (Eigen::Index j = 0; j < log_p.cols(); ++j) {
+    if (!std::isfinite(m(j))) {
+      lse(j) = m(j);
+      log_p.col(j).setZero();
+      continue;
+    }
+    log_p.col(j) = (log_p.col(j).array() - m(j)).exp();
+    const double s = log_p.col(j).sum();
+    log_p.col(j) /= s;
+    lse(j) = m(j) + std::log(s);
+  }
+}
+
+/// How to factor a covariance that may be near singular.
+///
+/// `ridge` is added to the diagonal before factoring (absolute, in the data's squared units;
+/// the Gaussian mixture's default is 1e-6, as in scikit-learn's `reg_covar`). If the
+/// factorization still fails, the matrix is reported as not positive definite: there is no
+/// hidden escalation of jitter, because a silently perturbed covariance changes the model.
+struct cholesky_policy {
+  double ridge = 0.0;
+};
+
+/// The Cholesky factor of `a + ridge * I`, or `ok == false` if it is not positive definite.
+struct cholesky_result {
+  Eigen::LLT<Eigen::MatrixXd> llt;
+  bool ok = false;
+};
+
+/// Factor `a + policy.ridge * I`. Succeeds only if the result is numerically positive definite
+/// (LLT succeeded and every diagonal entry of the factor is positive and finite).
+inline cholesky_result regularized_cholesky(const Eigen::Ref<const Eigen::MatrixXd>& a,
+                                            const cholesky_policy& policy = {}) {
+  cholesky_result r;
+  Eigen::MatrixXd m = a;
+  m.diagonal().array() += policy.ridge;
+  r.llt.compute(m);
+  if (r.llt.info() != Eigen::Success) return r;
+  const auto d = r.llt.matrixLLT().diagonal().array();
+  r.ok = (d > 0.0).all() && d.isFinite().all();
+  return r;
+}
+
+/// log det of a matrix from its Cholesky factor: 2 * sum(log diag(L)).
+inline double log_det_from_cholesky(const Eigen::LLT<Eigen::MatrixXd>& llt) {
+  return 2.0 * llt.matrixLLT().diagonal().array().log().sum();
+}
+
+}  // namespace latent

@@ -1,0 +1,42 @@
+#pragma once
+/// @file
+/// Sampling from a caller's engine. Nothing here reads a global seed: every function takes the
+/// engine, so the same seed gives the same numbers (on the same standard library:
+/// `std::normal_distribution` is implementation-defined across libraries).
+
+#include <latent/core/error.hpp>
+
+#include <Eigen/Core>
+
+#include <concepts>
+#include <random>
+
+namespace latent {
+
+/// A d x n matrix of independent N(0, 1) draws, filled column by column.
+template <std::uniform_random_bit_generator Rng>
+Eigen::MatrixXd standard_normal(Eigen::Index rows, Eigen::Index cols, Rng& rng) {
+  std::normal_distribution<double> z(0.0, 1.0);
+  Eigen::MatrixXd m(rows, cols);
+  for (Eigen::Index j = 0; j < cols; ++j)
+    for (Eigen::Index i = 0; i < rows; ++i) m(i, j) = z(rng);
+  return m;
+}
+
+/// One draw from a categorical distribution with (unnormalized, non-negative) `weights`.
+template <class Derived, std::uniform_random_bit_generator Rng>
+Eigen::Index sample_categorical(const Eigen::DenseBase<Derived>& weights, Rng& rng) {
+  const double total = weights.sum();
+  std::uniform_real_distribution<double> u(0.0, total);
+  double t = u(rng), acc = 0.0;
+  for (Eigen::Index k = 0; k < weights.size(); ++k) {
+    acc += weights(k);
+    if (t < acc) return k;
+  }
+  // Rounding can leave t == total; return the last category with positive weight.
+  for (Eigen::Index k = weights.size() - 1; k > 0; --k)
+    if (weights(k) > 0.0) return k;
+  return 0;
+}
+
+}  // namespace latent

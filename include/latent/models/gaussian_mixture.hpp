@@ -1,0 +1,673 @@
+#pragma once
+/// @file
+/// Gaussian mixture model with full, diagonal, spherical or tied covariance, fitted by EM.
+///
+/// Generative model, for observations x_n in R^d (the columns of a d x N matrix):
+///
+///     c_n ~ Categorical(pi_1..pi_K),     x_n | c_n = k ~ N(mu_k, Sigma_k)
+///
+/// E-step: r_nk = pi_k N(x_n | mu_k, Sigma_k) / sum_j pi_j N(x_n | mu_j, Sigma_j), in log space.
+/// Sufficient statistics per component: N_k = sum_n w_n r_nk, s_k = sum_n w_n r_nk (x_n - c),
+/// S_k = sum_n w_n r_nk (x_n - c)(x_n - c)^T (or only its diagonal, or only the sum over k for
+/// the tied model), taken about a reference point c (the mixture mean when the statistics are
+/// created) so that no large numbers cancel.
+/// M-step: pi_k = N_k / sum_j N_j, mu_k = c + s_k / N_k,
+/// Sigma_k = S_k / N_k - (s_k / N_k)(s_k / N_k)^T + reg_covar I   (restricted by the type).
+///
+/// Cost per EM iteration: O(N K d^2) for full covariance (one GEMM whitens a block of columns
+/// for all components at once, a symmetric rank-B update scatters it), O(N K d) otherwise.
+
+#include <latent/core/error.hpp>
+#include <latent/core/gaussian.hpp>
+#include <latent/core/numerics.hpp>
+#include <latent/core/observations.hpp>
+#include <latent/core/random.hpp>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <limits>
+#include <random>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace latent {
+
+/// Restriction on the component covariances.
+enum class covariance_type {
+  full,       ///< each component its own d x d covariance
+  diagonal,   ///< each component its own diagonal covariance
+  spherical,  ///< each component its own sigma_k^2 I
+  tied        ///< one full covariance shared by all components
+};
+
+/// A human-readable name for a covariance type.
+constexpr std::string_view to_string(covariance_type t) {
+  switch (t) {
+    case covariance_type::full: return "full";
+    case covariance_type::diagonal: return "diagonal";
+    case covariance_type::spherical: return "spherical";
+    case covariance_type::tied: return "tied";
+  }
+  return "unknown";
+}
+
+/// How `initialize` draws starting parameters.
+enum class mixture_init {
+  kmeans_plus_plus,  ///< k-means++ seeding, a few Lloyd iterations, then an M-step from hard labels
+  random_points      ///< K distinct random observations as means, then an M-step from hard labels
+};
+
+/// Options of a Gaussian mixture (everything except K and the covariance type).
+///
+/// | name | meaning | default |
+/// |---|---|---|
+/// | `reg_covar` | added to every covariance diagonal after each M-step (data units squared); keeps collapsing components positive definite | 1e-6 |
+/// | `init` | how `initialize(x, rng)` draws starting parameters | k-means++ |
+/// | `kmeans_iterations` | Lloyd iterations after k-means++ seeding | 10 |
+/// | `min_component_weight` | a component whose expected weight falls below this fraction of the total keeps its previous mean and covariance (its weight becomes its tiny share, possibly 0) instead of being re-estimated from almost no data | 1e-10 |
+struct gaussian_mixture_options {
+  double reg_covar = 1e-6;
+  mixture_init init = mixture_init::kmeans_plus_plus;
+  std::size_t kmeans_iterations = 10;
+  double min_component_weight = 1e-10;
+};
+
+/// Parameters of a K-component mixture in d dimensions.
+///
+/// `covariances` always holds K full d x d matrices, whatever the type: diagonal ones are
+/// diagonal, spherical ones a multiple of I, tied ones all equal. Users can read and write
+/// them without knowing the internal representation.
+struct gaussian_mixture_params {
+  Eigen::VectorXd weights;                   ///< K mixing proportions, summing to 1
+  Eigen::MatrixXd means;                     ///< d x K, column k is mu_k
+  std::vector<Eigen::MatrixXd> covariances;  ///< K matrices, d x d
+};
+
+/// Expected sufficient statistics of a Gaussian mixture (additive, scalable).
+struct gaussian_mixture_stats {
+  covariance_type type = covariance_type::full;
+  Eigen::VectorXd center;                  ///< reference point c the moments are taken about
+  Eigen::VectorXd counts;                  ///< K: N_k
+  Eigen::MatrixXd sums;                    ///< d x K: s_k
+  std::vector<Eigen::MatrixXd> scatter;    ///< full: K lower-triangular d x d; tied: 1
+  Eigen::MatrixXd diagonal_scatter;        ///< diagonal/spherical: d x K, diag of S_k
+
+  /// Merge statistics; if the other side was taken about another reference point, its
+  /// moments are shifted exactly to this one first.
+  gaussian_mixture_stats& operator+=(const gaussian_mixture_stats& o) {
+    if (counts.size() == 0) return *this = o;
+    if (o.counts.size() == 0) return *this;
+    detail::require(o.type == type && o.counts.size() == counts.size() && o.center.size() == center.size(),
+                    "gaussian_mixture_stats::operator+=", "statistics of different mixtures (K ",
+                    counts.size(), " vs ", o.counts.size(), ", d ", center.size(), " vs ", o.center.size(), ")");
+    if (o.center == center) {
+      add_moments(o.sums, o.scatter, o.diagonal_scatter);
+    } else {
+      // x - c = (x - c_o) + delta with delta = c_o - c.
+      const Eigen::VectorXd delta = o.center - center;
+      const Eigen::MatrixXd sums_shifted = o.sums + delta * o.counts.transpose();
+      std::vector<Eigen::MatrixXd> scatter_shifted = o.scatter;
+      Eigen::MatrixXd diag_shifted = o.diagonal_scatter;
+      if (type == covariance_type::full) {
+        for (std::size_t k = 0; k < scatter_shifted.size(); ++k) {
+          const Eigen::VectorXd s = o.sums.col(static_cast<Eigen::Index>(k));
+          const double n = o.counts(static_cast<Eigen::Index>(k));
+          scatter_shifted[k] += s * delta.transpose() + delta * s.transpose() + n * delta * delta.transpose();
+        }
+      } else if (type == covariance_type::tied) {
+        const Eigen::VectorXd s = o.sums.rowwise().sum();
+        scatter_shifted[0] += s * delta.transpose() + delta * s.transpose() + o.counts.sum() * delta * delta.transpose();
+      } else {
+        diag_shifted += 2.0 * (o.sums.array().colwise() * delta.array()).matrix() +
+                        delta.array().square().matrix() * o.counts.transpose();
+      }
+      add_moments(sums_shifted, scatter_shifted, diag_shifted);
+    }
+    counts += o.counts;
+    return *this;
+  }
+
+  /// Scale every statistic by w (online EM's decay).
+  gaussian_mixture_stats& operator*=(double w) {
+    counts *= w;
+    sums *= w;
+    for (auto& s : scatter) s *= w;
+    diagonal_scatter *= w;
+    return *this;
+  }
+
+ private:
+  void add_moments(const Eigen::MatrixXd& s, const std::vector<Eigen::MatrixXd>& sc, const Eigen::MatrixXd& dsc) {
+    sums += s;
+    for (std::size_t k = 0; k < scatter.size(); ++k) scatter[k] += sc[k];
+    if (diagonal_scatter.size() > 0) diagonal_scatter += dsc;
+  }
+};
+
+/// A Gaussian mixture model; satisfies `EMModel` (fit it with `latent::em`).
+///
+/// @code
+/// latent::gaussian_mixture gmm(3, latent::covariance_type::full);
+/// std::mt19937_64 rng(42);
+/// auto fit = latent::em(gmm, x, rng, {.restarts = 5});   // x: d x N, observations are columns
+/// Eigen::VectorXi labels = gmm.labels(x);
+/// @endcode
+class gaussian_mixture {
+ public:
+  using data_type = observations;
+  using params_type = gaussian_mixture_params;
+  using stats_type = gaussian_mixture_stats;
+
+  /// A mixture of `components` Gaussians with the given covariance restriction, without
+  /// parameters yet (call `initialize`, `set_params`, or `em(model, x, rng)`).
+  /// @throws invalid_argument if components == 0 or an option is out of range.
+  explicit gaussian_mixture(Eigen::Index components, covariance_type type = covariance_type::full,
+                            gaussian_mixture_options options = {})
+      : k_(components), type_(type), opts_(options) {
+    constexpr std::string_view fn = "gaussian_mixture";
+    detail::require(components > 0, fn, "argument 'components' must be positive, got ", components);
+    detail::require(std::isfinite(opts_.reg_covar) && opts_.reg_covar >= 0.0, fn,
+                    "option 'reg_covar' must be finite and >= 0, got ", opts_.reg_covar);
+    detail::require(std::isfinite(opts_.min_component_weight) && opts_.min_component_weight >= 0.0 &&
+                        opts_.min_component_weight < 1.0,
+                    fn, "option 'min_component_weight' must be in [0, 1), got ", opts_.min_component_weight);
+  }
+
+  /// Mixture with given parameters (validated as by `set_params`).
+  gaussian_mixture(const params_type& params, covariance_type type = covariance_type::full,
+                   gaussian_mixture_options options = {})
+      : gaussian_mixture(params.weights.size(), type, options) {
+    set_params(params);
+  }
+
+  Eigen::Index components() const { return k_; }
+  Eigen::Index dim() const { return p_.means.rows(); }
+  covariance_type covariance() const { return type_; }
+  const gaussian_mixture_options& options() const { return opts_; }
+  bool has_params() const { return p_.means.size() > 0; }
+  const params_type& params() const { return p_; }
+
+  /// Set the parameters. They must match K and the covariance type: weights non-negative
+  /// summing to 1 (within 1e-8), finite means, symmetric positive definite covariances of the
+  /// type's structure. On any failure the model is unchanged.
+  /// @throws invalid_argument naming the offending part.
+  void set_params(const params_type& p) {
+    constexpr std::string_view fn = "gaussian_mixture::set_params";
+    detail::require(p.weights.size() == k_, fn, "'weights' must have K = ", k_, " entries, got ", p.weights.size());
+    detail::require(p.means.cols() == k_ && p.means.rows() > 0, fn, "'means' must be d x K with K = ", k_,
+                    " and d > 0, got ", p.means.rows(), " x ", p.means.cols());
+    detail::require(static_cast<Eigen::Index>(p.covariances.size()) == k_, fn, "'covariances' must hold K = ", k_,
+                    " matrices, got ", p.covariances.size());
+    detail::require_finite(p.weights, fn, "weights");
+    detail::require_finite(p.means, fn, "means");
+    detail::require((p.weights.array() >= 0.0).all() && std::abs(p.weights.sum() - 1.0) <= 1e-8, fn,
+                    "'weights' must be non-negative and sum to 1, got sum ", p.weights.sum());
+    const Eigen::Index d = p.means.rows();
+    for (Eigen::Index k = 0; k < k_; ++k) {
+      const Eigen::MatrixXd& s = p.covariances[static_cast<std::size_t>(k)];
+      detail::require(s.rows() == d && s.cols() == d, fn, "covariance ", k, " must be ", d, " x ", d, ", got ",
+                      s.rows(), " x ", s.cols());
+      detail::require_finite(s, fn, "covariances");
+      detail::require((s - s.transpose()).cwiseAbs().maxCoeff() <= 1e-10 * std::max(1.0, s.cwiseAbs().maxCoeff()), fn,
+                      "covariance ", k, " must be symmetric");
+      if (type_ != covariance_type::full && type_ != covariance_type::tied) {
+        Eigen::MatrixXd off = s;
+        off.diagonal().setZero();
+        detail::require(off.cwiseAbs().maxCoeff() == 0.0, fn, "covariance ", k, " must be diagonal for the ",
+                        to_string(type_), " type");
+      }
+      if (type_ == covariance_type::spherical)
+        detail::require((s.diagonal().array() == s(0, 0)).all(), fn, "covariance ", k,
+                        " must be a multiple of the identity for the spherical type");
+      if (type_ == covariance_type::tied)
+        detail::require(s == p.covariances[0], fn, "covariance ", k, " must equal covariance 0 for the tied type");
+    }
+    cache c;
+    if (!build_cache(p, c))
+      detail::throw_invalid(fn, "'covariances' must be positive definite (Cholesky failed)");
+    p_ = p;
+    c_ = std::move(c);
+  }
+
+  // ---- EMModel ------------------------------------------------------------------------------
+
+  Eigen::Index num_observations(const data_type& x) const { return x.size(); }
+  double observation_weight(const data_type& x) const { return x.total_weight(); }
+
+  /// Checks data once before a fit: d rows, finite entries, and K <= N.
+  /// @throws invalid_argument naming the problem.
+  void validate(const data_type& x) const {
+    constexpr std::string_view fn = "gaussian_mixture";
+    require_params(fn);
+    detail::require_rows(x.x(), dim(), fn, "x");
+    detail::require(k_ <= x.size(), fn, "K = ", k_, " components need at least K observations, got N = ", x.size());
+    detail::require_finite(x.x(), fn, "x");
+  }
+
+  /// Statistics of no data, taken about the current mixture mean.
+  stats_type zero_stats() const {
+    require_params("gaussian_mixture::zero_stats");
+    const Eigen::Index d = dim();
+    stats_type s;
+    s.type = type_;
+    s.center = c_.center;
+    s.counts = Eigen::VectorXd::Zero(k_);
+    s.sums = Eigen::MatrixXd::Zero(d, k_);
+    if (type_ == covariance_type::full) s.scatter.assign(static_cast<std::size_t>(k_), Eigen::MatrixXd::Zero(d, d));
+    if (type_ == covariance_type::tied) s.scatter.assign(1, Eigen::MatrixXd::Zero(d, d));
+    if (type_ == covariance_type::diagonal || type_ == covariance_type::spherical)
+      s.diagonal_scatter = Eigen::MatrixXd::Zero(d, k_);
+    return s;
+  }
+
+  /// Adds the expected statistics of columns [begin, end) into `s` and returns their
+  /// (weighted) log-likelihood sum_n w_n log p(x_n).
+  double e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
+    check_data(x, "gaussian_mixture::e_step");
+    const Eigen::Index b = end - begin;
+    if (b <= 0) return 0.0;
+    Eigen::MatrixXd xc = x.x().middleCols(begin, b).colwise() - s.center;
+    Eigen::MatrixXd r(k_, b);
+    log_joint(xc, s.center, r);
+    Eigen::RowVectorXd lse(b);
+    normalize_columns_log(r, lse);
+    double ll;
+    if (x.weighted()) {
+      const auto w = x.weights().segment(begin, b);
+      r.array().rowwise() *= w.transpose().array();
+      ll = lse.dot(w.transpose());
+    } else {
+      ll = lse.sum();
+    }
+    accumulate(xc, r, s);
+    return ll;
+  }
+
+  /// M-step. Leaves the parameters unchanged and throws `numerical_error` if a covariance is
+  /// not positive definite even with `reg_covar`, or if the statistics hold no weight.
+  void m_step(const stats_type& s) {
+    require_params("gaussian_mixture::m_step");
+    const double total = s.counts.sum();
+    if (!(total > 0.0) || !std::isfinite(total))
+      throw numerical_error("gaussian_mixture::m_step: statistics carry no weight");
+    const Eigen::Index d = dim();
+    params_type p;
+    p.weights = s.counts / total;
+    p.means = p_.means;
+    p.covariances = p_.covariances;
+    const double floor_weight = opts_.min_component_weight * total;
+    Eigen::MatrixXd m(d, k_);  // component means relative to the center
+    std::vector<bool> live(static_cast<std::size_t>(k_));
+    for (Eigen::Index k = 0; k < k_; ++k) {
+      live[static_cast<std::size_t>(k)] = s.counts(k) > floor_weight && s.counts(k) > 0.0;
+      m.col(k) = live[static_cast<std::size_t>(k)] ? Eigen::VectorXd(s.sums.col(k) / s.counts(k))
+                                                   : Eigen::VectorXd(p_.means.col(k) - s.center);
+      if (live[static_cast<std::size_t>(k)]) p.means.col(k) = s.center + m.col(k);
+    }
+    const Eigen::MatrixXd id = Eigen::MatrixXd::Identity(d, d);
+    switch (type_) {
+      case covariance_type::full:
+        for (Eigen::Index k = 0; k < k_; ++k) {
+          if (!live[static_cast<std::size_t>(k)]) continue;
+          Eigen::MatrixXd c = s.scatter[static_cast<std::size_t>(k)] / s.counts(k);
+          c.triangularView<Eigen::StrictlyUpper>() = c.transpose();  // scatter holds the lower triangle
+          c -= m.col(k) * m.col(k).transpose();
+          c += opts_.reg_covar * id;
+          p.covariances[static_cast<std::size_t>(k)] = c;
+        }
+        break;
+      case covariance_type::tied: {
+        Eigen::MatrixXd c = s.scatter[0];
+        c.triangularView<Eigen::StrictlyUpper>() = c.transpose();
+        for (Eigen::Index k = 0; k < k_; ++k) c -= s.counts(k) * m.col(k) * m.col(k).transpose();
+        c /= total;
+        c += opts_.reg_covar * id;
+        for (auto& ck : p.covariances) ck = c;
+        break;
+      }
+      case covariance_type::diagonal:
+      case covariance_type::spherical:
+        for (Eigen::Index k = 0; k < k_; ++k) {
+          if (!live[static_cast<std::size_t>(k)]) continue;
+          Eigen::VectorXd v = s.diagonal_scatter.col(k) / s.counts(k) - m.col(k).array().square().matrix();
+          v.array() = v.array().max(0.0);  // rounding can make a tiny variance negative
+          if (type_ == covariance_type::spherical) v.setConstant(v.mean());
+          v.array() += opts_.reg_covar;
+          p.covariances[static_cast<std::size_t>(k)] = v.asDiagonal();
+        }
+        break;
+    }
+    cache c;
+    if (!p.weights.allFinite() || !p.means.allFinite() || !build_cache(p, c))
+      throw numerical_error("gaussian_mixture::m_step: a covariance is not positive definite (increase reg_covar)");
+    p_ = std::move(p);
+    c_ = std::move(c);
+  }
+
+  /// Draw starting parameters from the data (see `mixture_init`).
+  /// @throws invalid_argument if K > N, the data are not finite, or have no positive weight.
+  template <std::uniform_random_bit_generator Rng>
+  void initialize(const data_type& x, Rng& rng) {
+    constexpr std::string_view fn = "gaussian_mixture::initialize";
+    detail::require(x.size() > 0 && x.dim() > 0, fn, "argument 'x' must have at least one row and column, got ",
+                    x.dim(), " x ", x.size());
+    detail::require(k_ <= x.size(), fn, "K = ", k_, " components need at least K observations, got N = ", x.size());
+    detail::require_finite(x.x(), fn, "x");
+    detail::require(x.total_weight() > 0.0, fn, "argument 'weights' must not all be zero");
+    const Eigen::Index d = x.dim(), n = x.size();
+    const Eigen::MatrixXd& xm = x.x();
+    Eigen::MatrixXd centers(d, k_);
+    std::vector<Eigen::Index> chosen;
+    if (opts_.init == mixture_init::random_points) {
+      // K distinct columns with positive weight, drawn proportionally to the weights.
+      Eigen::VectorXd w(n);
+      for (Eigen::Index i = 0; i < n; ++i) w(i) = x.weight(i);
+      detail::require((w.array() > 0.0).count() >= k_, fn, "need at least K observations with positive weight");
+      for (Eigen::Index k = 0; k < k_; ++k) {
+        const Eigen::Index i = sample_categorical(w, rng);
+        centers.col(k) = xm.col(i);
+        w(i) = 0.0;
+      }
+    } else {
+      // k-means++: each new center drawn with probability proportional to w_n D(x_n)^2.
+      Eigen::VectorXd w(n);
+      for (Eigen::Index i = 0; i < n; ++i) w(i) = x.weight(i);
+      centers.col(0) = xm.col(sample_categorical(w, rng));
+      Eigen::VectorXd d2 = (xm.colwise() - centers.col(0)).colwise().squaredNorm().transpose();
+      for (Eigen::Index k = 1; k < k_; ++k) {
+        const Eigen::VectorXd p = d2.cwiseProduct(w);
+        // All remaining mass on existing centers (duplicated points): fall back to the weights.
+        const Eigen::Index i = p.sum() > 0.0 ? sample_categorical(p, rng) : sample_categorical(w, rng);
+        centers.col(k) = xm.col(i);
+        d2 = d2.cwiseMin((xm.colwise() - centers.col(k)).colwise().squaredNorm().transpose());
+      }
+      for (std::size_t it = 0; it < opts_.kmeans_iterations; ++it) {
+        const Eigen::MatrixXd r = hard_assignments(x, nearest(xm, centers));
+        const Eigen::MatrixXd sum = xm * r.transpose();
+        const Eigen::VectorXd cnt = r.rowwise().sum();
+        for (Eigen::Index k = 0; k < k_; ++k)
+          if (cnt(k) > 0.0) centers.col(k) = sum.col(k) / cnt(k);  // an empty cluster keeps its center
+      }
+    }
+    // One M-step from hard assignments to the nearest center, about the data mean.
+    const Eigen::VectorXi lab = nearest(xm, centers);
+    stats_type s;
+    s.type = type_;
+    s.center = xm.rowwise().mean();
+    s.counts = Eigen::VectorXd::Zero(k_);
+    s.sums = Eigen::MatrixXd::Zero(d, k_);
+    if (type_ == covariance_type::full) s.scatter.assign(static_cast<std::size_t>(k_), Eigen::MatrixXd::Zero(d, d));
+    if (type_ == covariance_type::tied) s.scatter.assign(1, Eigen::MatrixXd::Zero(d, d));
+    if (type_ == covariance_type::diagonal || type_ == covariance_type::spherical)
+      s.diagonal_scatter = Eigen::MatrixXd::Zero(d, k_);
+    const Eigen::MatrixXd r = hard_assignments(x, lab);
+    const Eigen::MatrixXd xc = xm.colwise() - s.center;
+    accumulate(xc, r, s);
+    // Provisional parameters so that m_step has a fallback for empty clusters: the centers
+    // with the pooled data covariance.
+    params_type start;
+    start.weights = Eigen::VectorXd::Constant(k_, 1.0 / static_cast<double>(k_));
+    start.means = centers;
+    Eigen::MatrixXd pooled = (xc * xc.transpose()) / static_cast<double>(n);
+    pooled.diagonal().array() += opts_.reg_covar;
+    if (type_ == covariance_type::diagonal || type_ == covariance_type::spherical) {
+      Eigen::VectorXd v = pooled.diagonal();
+      if (type_ == covariance_type::spherical) v.setConstant(v.mean());
+      pooled = v.asDiagonal();
+    }
+    if (pooled.diagonal().minCoeff() <= 0.0) pooled = Eigen::MatrixXd::Identity(d, d);
+    start.covariances.assign(static_cast<std::size_t>(k_), pooled);
+    cache c;
+    if (!build_cache(start, c)) {
+      pooled.diagonal().array() += 1.0;  // degenerate data: any positive definite start will do
+      start.covariances.assign(static_cast<std::size_t>(k_), pooled);
+      build_cache(start, c);
+    }
+    p_ = start;
+    c_ = std::move(c);
+    m_step(s);
+  }
+
+  // ---- Queries ------------------------------------------------------------------------------
+
+  /// log p(x_n) for every column (1 x N).
+  Eigen::RowVectorXd log_likelihood_per_observation(const Eigen::Ref<const Eigen::MatrixXd>& x) const {
+    Eigen::MatrixXd r;
+    Eigen::RowVectorXd lse;
+    posterior(x, r, lse, "gaussian_mixture::log_likelihood_per_observation");
+    return lse;
+  }
+
+  /// sum_n w_n log p(x_n).
+  double log_likelihood(const data_type& x) const {
+    const Eigen::RowVectorXd l = log_likelihood_per_observation(x.x());
+    return x.weighted() ? l.dot(x.weights().transpose()) : l.sum();
+  }
+
+  /// Responsibilities r_nk = p(c_n = k | x_n), K x N; every column sums to 1.
+  Eigen::MatrixXd responsibilities(const Eigen::Ref<const Eigen::MatrixXd>& x) const {
+    Eigen::MatrixXd r;
+    Eigen::RowVectorXd lse;
+    posterior(x, r, lse, "gaussian_mixture::responsibilities");
+    return r;
+  }
+
+  /// Most probable component of every column (ties: the lowest index).
+  Eigen::VectorXi labels(const Eigen::Ref<const Eigen::MatrixXd>& x) const {
+    const Eigen::MatrixXd r = responsibilities(x);
+    Eigen::VectorXi out(r.cols());
+    for (Eigen::Index n = 0; n < r.cols(); ++n) r.col(n).maxCoeff(&out(n));
+    return out;
+  }
+
+  /// Number of free parameters: (K - 1) + K d + covariance parameters.
+  Eigen::Index num_parameters() const {
+    require_params("gaussian_mixture::num_parameters");
+    const Eigen::Index d = dim();
+    Eigen::Index cov = 0;
+    switch (type_) {
+      case covariance_type::full: cov = k_ * d * (d + 1) / 2; break;
+      case covariance_type::diagonal: cov = k_ * d; break;
+      case covariance_type::spherical: cov = k_; break;
+      case covariance_type::tied: cov = d * (d + 1) / 2; break;
+    }
+    return (k_ - 1) + k_ * d + cov;
+  }
+
+  /// Bayesian information criterion, -2 log L + p log N (lower is better). N is the total weight.
+  double bic(const data_type& x) const {
+    return -2.0 * log_likelihood(x) + static_cast<double>(num_parameters()) * std::log(x.total_weight());
+  }
+  /// Akaike information criterion, -2 log L + 2 p (lower is better).
+  double aic(const data_type& x) const { return -2.0 * log_likelihood(x) + 2.0 * static_cast<double>(num_parameters()); }
+
+  /// Draw `n` observations; returns the d x n sample and the component of each column.
+  template <std::uniform_random_bit_generator Rng>
+  std::pair<Eigen::MatrixXd, Eigen::VectorXi> sample(Eigen::Index n, Rng& rng) const {
+    require_params("gaussian_mixture::sample");
+    detail::require(n >= 0, "gaussian_mixture::sample", "argument 'n' must be >= 0, got ", n);
+    Eigen::VectorXi comp(n);
+    for (Eigen::Index i = 0; i < n; ++i) comp(i) = static_cast<int>(sample_categorical(p_.weights, rng));
+    Eigen::MatrixXd out = standard_normal(dim(), n, rng);
+    for (Eigen::Index k = 0; k < k_; ++k) {
+      std::vector<Eigen::Index> idx;
+      for (Eigen::Index i = 0; i < n; ++i)
+        if (comp(i) == k) idx.push_back(i);
+      if (idx.empty()) continue;
+      const Eigen::MatrixXd l = c_.chol[static_cast<std::size_t>(type_ == covariance_type::tied ? 0 : k)];
+      Eigen::MatrixXd z(dim(), static_cast<Eigen::Index>(idx.size()));
+      for (std::size_t j = 0; j < idx.size(); ++j) z.col(static_cast<Eigen::Index>(j)) = out.col(idx[j]);
+      z = (l.triangularView<Eigen::Lower>() * z).colwise() + p_.means.col(k);
+      for (std::size_t j = 0; j < idx.size(); ++j) out.col(idx[j]) = z.col(static_cast<Eigen::Index>(j));
+    }
+    return {std::move(out), std::move(comp)};
+  }
+
+ private:
+  /// Quantities derived from the parameters, rebuilt whenever they change.
+  struct cache {
+    Eigen::VectorXd center;             ///< sum_k pi_k mu_k
+    Eigen::MatrixXd whiten;             ///< full: K d x d stacked L_k^{-1}; tied: L^{-1}
+    Eigen::MatrixXd offsets;            ///< full/tied: d x K, L_k^{-1} (mu_k - c)
+    Eigen::MatrixXd inv_var;            ///< diagonal/spherical: d x K, 1 / sigma_kj^2
+    Eigen::MatrixXd mean_inv_var;       ///< diagonal/spherical: d x K, (mu_kj - c_j) / sigma_kj^2
+    Eigen::VectorXd log_const;          ///< K: log pi_k - d/2 log 2 pi - 1/2 log det Sigma_k (+ the
+                                        ///< constant mean term for diagonal/spherical)
+    std::vector<Eigen::MatrixXd> chol;  ///< Cholesky factors L_k (tied: one)
+  };
+
+  /// K x N one-hot matrix of `labels`, scaled by the observation weights.
+  Eigen::MatrixXd hard_assignments(const data_type& x, const Eigen::VectorXi& labels) const {
+    Eigen::MatrixXd r = Eigen::MatrixXd::Zero(k_, x.size());
+    for (Eigen::Index i = 0; i < x.size(); ++i) r(labels(i), i) = x.weight(i);
+    return r;
+  }
+
+  static Eigen::VectorXi nearest(const Eigen::MatrixXd& x, const Eigen::MatrixXd& centers) {
+    // ||x - m||^2 = ||x||^2 - 2 m^T x + ||m||^2; the first term does not change the argmin.
+    const Eigen::MatrixXd score = (-2.0 * centers.transpose() * x).colwise() + centers.colwise().squaredNorm().transpose();
+    Eigen::VectorXi lab(x.cols());
+    for (Eigen::Index n = 0; n < x.cols(); ++n) score.col(n).minCoeff(&lab(n));
+    return lab;
+  }
+
+  bool build_cache(const params_type& p, cache& c) const {
+    const Eigen::Index d = p.means.rows();
+    c.center = p.means * p.weights;
+    const Eigen::ArrayXd log_w = p.weights.array().log();  // log 0 = -inf: a dead component
+    c.log_const.resize(k_);
+    const double half_d_log_2pi = 0.5 * static_cast<double>(d) * log_two_pi;
+    if (type_ == covariance_type::full || type_ == covariance_type::tied) {
+      const Eigen::Index nf = type_ == covariance_type::full ? k_ : 1;
+      c.chol.assign(static_cast<std::size_t>(nf), Eigen::MatrixXd());
+      c.whiten.resize(nf * d, d);
+      c.offsets.resize(d, k_);
+      Eigen::VectorXd log_det(nf);
+      for (Eigen::Index f = 0; f < nf; ++f) {
+        const cholesky_result ch = regularized_cholesky(p.covariances[static_cast<std::size_t>(f)]);
+        if (!ch.ok) return false;
+        c.chol[static_cast<std::size_t>(f)] = ch.llt.matrixL();
+        c.whiten.middleRows(f * d, d) = ch.llt.matrixL().solve(Eigen::MatrixXd::Identity(d, d));
+        log_det(f) = log_det_from_cholesky(ch.llt);
+      }
+      for (Eigen::Index k = 0; k < k_; ++k) {
+        const Eigen::Index f = type_ == covariance_type::full ? k : 0;
+        c.offsets.col(k) = c.whiten.middleRows(f * d, d) * (p.means.col(k) - c.center);
+        c.log_const(k) = log_w(k) - half_d_log_2pi - 0.5 * log_det(f);
+      }
+      if (!c.whiten.allFinite()) return false;
+    } else {
+      c.inv_var.resize(d, k_);
+      c.mean_inv_var.resize(d, k_);
+      c.chol.assign(static_cast<std::size_t>(k_), Eigen::MatrixXd());
+      for (Eigen::Index k = 0; k < k_; ++k) {
+        const Eigen::VectorXd v = p.covariances[static_cast<std::size_t>(k)].diagonal();
+        if (!((v.array() > 0.0).all() && v.allFinite())) return false;
+        c.inv_var.col(k) = v.cwiseInverse();
+        const Eigen::VectorXd mc = p.means.col(k) - c.center;
+        c.mean_inv_var.col(k) = mc.cwiseProduct(c.inv_var.col(k));
+        c.chol[static_cast<std::size_t>(k)] = v.cwiseSqrt().asDiagonal();
+        c.log_const(k) = log_w(k) - half_d_log_2pi - 0.5 * v.array().log().sum() - 0.5 * mc.dot(c.mean_inv_var.col(k));
+      }
+    }
+    return true;
+  }
+
+  /// out (K x B) = log pi_k + log N(x_n | mu_k, Sigma_k) for the centered block xc = x - center.
+  /// `center` is the reference point of xc; it must be the cache's center (statistics created
+  /// by zero_stats of this model) or the log-densities are shifted accordingly.
+  void log_joint(Eigen::MatrixXd& xc, const Eigen::VectorXd& center, Eigen::MatrixXd& out) const {
+    if (center.size() != c_.center.size())
+      detail::throw_invalid("gaussian_mixture::e_step", "statistics belong to a mixture of another dimension");
+    if (center != c_.center) xc.colwise() += center - c_.center;  // re-center on this model's center
+    const Eigen::Index d = xc.rows(), b = xc.cols();
+    if (type_ == covariance_type::full) {
+      // One GEMM whitens the block for every component: y_k = L_k^{-1} (x - c) - L_k^{-1} (mu_k - c).
+      Eigen::MatrixXd y(k_ * d, b);
+      y.noalias() = c_.whiten * xc;
+      for (Eigen::Index k = 0; k < k_; ++k) {
+        auto yk = y.middleRows(k * d, d);
+        yk.colwise() -= c_.offsets.col(k);
+        out.row(k) = (c_.log_const(k) - 0.5 * yk.colwise().squaredNorm().array()).matrix();
+      }
+    } else if (type_ == covariance_type::tied) {
+      Eigen::MatrixXd y(d, b);
+      y.noalias() = c_.whiten * xc;
+      for (Eigen::Index k = 0; k < k_; ++k)
+        out.row(k) = (c_.log_const(k) - 0.5 * (y.colwise() - c_.offsets.col(k)).colwise().squaredNorm().array()).matrix();
+    } else {
+      // sum_j (x_j - m_j)^2 / v_j = x^2 . (1/v) - 2 x . (m/v) + m^2 . (1/v); the last term is in log_const.
+      const Eigen::MatrixXd sq = xc.array().square().matrix();
+      out.noalias() = c_.inv_var.transpose() * sq;
+      out *= -0.5;
+      out.noalias() += c_.mean_inv_var.transpose() * xc;
+      out.colwise() += c_.log_const;
+    }
+    if (center != c_.center) xc.colwise() -= center - c_.center;
+  }
+
+  /// s += statistics of the centered block xc with (already weighted) responsibilities r.
+  void accumulate(const Eigen::MatrixXd& xc, const Eigen::MatrixXd& r, stats_type& s) const {
+    const Eigen::Index d = xc.rows();
+    s.counts.noalias() += r.rowwise().sum();
+    s.sums.noalias() += xc * r.transpose();
+    switch (type_) {
+      case covariance_type::full: {
+        Eigen::MatrixXd t(d, xc.cols());
+        for (Eigen::Index k = 0; k < k_; ++k) {
+          // Symmetric rank-B update with sqrt(r)-scaled columns: half the flops of a GEMM.
+          t = xc.array().rowwise() * r.row(k).array().sqrt();
+          s.scatter[static_cast<std::size_t>(k)].selfadjointView<Eigen::Lower>().rankUpdate(t);
+        }
+        break;
+      }
+      case covariance_type::tied: {
+        // sum_k r_nk is the observation's weight w_n.
+        const Eigen::MatrixXd t = xc.array().rowwise() * r.colwise().sum().array().sqrt();
+        s.scatter[0].selfadjointView<Eigen::Lower>().rankUpdate(t);
+        break;
+      }
+      case covariance_type::diagonal:
+      case covariance_type::spherical:
+        s.diagonal_scatter.noalias() += xc.array().square().matrix() * r.transpose();
+        break;
+    }
+  }
+
+  void posterior(const Eigen::Ref<const Eigen::MatrixXd>& x, Eigen::MatrixXd& r, Eigen::RowVectorXd& lse,
+                 std::string_view fn) const {
+    require_params(fn);
+    detail::require_rows(x, dim(), fn, "x");
+    detail::require_finite(x, fn, "x");
+    Eigen::MatrixXd xc = x.colwise() - c_.center;
+    r.resize(k_, x.cols());
+    lse.resize(x.cols());
+    log_joint(xc, c_.center, r);
+    normalize_columns_log(r, lse);
+  }
+
+  void require_params(std::string_view fn) const {
+    if (!has_params())
+      detail::throw_invalid(fn, "the mixture has no parameters yet: call initialize(x, rng), set_params(p), "
+                                "or em(model, x, rng)");
+  }
+
+  void check_data(const data_type& x, std::string_view fn) const {
+    require_params(fn);
+    detail::require_rows(x.x(), dim(), fn, "x");
+  }
+
+  Eigen::Index k_;
+  covariance_type type_;
+  gaussian_mixture_options opts_;
+  params_type p_;
+  cache c_;
+};
+
+}  // namespace latent

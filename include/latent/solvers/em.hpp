@@ -1,0 +1,127 @@
+#pragma once
+/// @file
+/// Exact EM: the coordinate ascent on F(q, theta) whose q-step is the exact posterior.
+///
+/// Each iteration sets q = p(z | x; theta) (E-step, which makes F equal log p(x; theta)) and
+/// then theta = argmax_theta E_q[log p(x, z; theta)] (M-step). Hence log p(x; theta) never
+/// decreases; the solver checks this and counts any fall larger than rounding in
+/// `fit_result::decreases` (a non-zero count means a bug in the model).
+///
+/// The E-step runs over fixed blocks of columns, in parallel with OpenMP when available, and
+/// the block statistics are merged in block order: the result does not depend on the number
+/// of threads, bit for bit.
+
+#include <latent/core/callbacks.hpp>
+#include <latent/core/concepts.hpp>
+#include <latent/core/error.hpp>
+#include <latent/core/fit_result.hpp>
+#include <latent/core/parallel.hpp>
+#include <latent/solvers/detail/em_driver.hpp>
+
+#include <cstddef>
+#include <random>
+#include <utility>
+
+namespace latent {
+
+/// Options of `em`.
+///
+/// | name | meaning | default |
+/// |---|---|---|
+/// | `max_iterations` | M-steps at most (an iteration = one M-step and the E-step after it) | 500 |
+/// | `tolerance` | stop when the log-likelihood changes by at most this per unit of observation weight | 1e-8 |
+/// | `restarts` | with an engine: initialize and fit this many times, keep the best | 1 |
+/// | `threads` | E-step threads; 0 = all (OpenMP), ignored without OpenMP | 0 |
+/// | `block_size` | columns per E-step block (fixes the summation order) | 1024 |
+/// | `decrease_tolerance` | falls below this per unit weight (beyond rounding) are not counted | 0 |
+struct em_options {
+  std::size_t max_iterations = 500;
+  double tolerance = 1e-8;
+  std::size_t restarts = 1;
+  int threads = 0;
+  Eigen::Index block_size = 1024;
+  double decrease_tolerance = 0.0;
+};
+
+namespace detail {
+inline em_loop_options loop_options(const em_options& o) {
+  return {o.max_iterations, o.tolerance, o.decrease_tolerance, {o.threads, o.block_size}};
+}
+}  // namespace detail
+
+/// The log-likelihood of `x` under the model's current parameters, with its expected
+/// sufficient statistics added into `stats`. Runs the model's E-step over blocks in parallel.
+template <EMModel M>
+double e_step(const M& model, const typename M::data_type& x, typename M::stats_type& stats,
+              const parallel_options& parallel = {}) {
+  return detail::reduce_blocks(
+      static_cast<Eigen::Index>(model.num_observations(x)), parallel,
+      [&] { return model.zero_stats(); },
+      [&](Eigen::Index b, Eigen::Index e, typename M::stats_type& s) { return model.e_step(x, b, e, s); },
+      stats);
+}
+
+/// Fit `model` to `x` by exact EM, starting from the model's current parameters (warm start).
+///
+/// @param model      an `EMModel` holding valid starting parameters; on return it holds the
+///                   fitted parameters (or, after a numerical issue, the last good ones)
+/// @param x          the data (observations are columns)
+/// @param options    see `em_options` (`restarts` needs the overload with an engine)
+/// @param callbacks  any number of `Callback`s
+/// @return the fitted parameters, log-likelihood trace, status and timing
+/// @throws invalid_argument for invalid options or data (the model validates its data)
+template <EMModel M, Callback... Cs>
+fit_result<typename M::params_type> em(M& model, const typename M::data_type& x,
+                                       const em_options& options = {}, Cs&&... callbacks) {
+  const auto loop = detail::loop_options(options);
+  detail::validate_em_loop_options(loop, "em");
+  detail::require(options.restarts == 1, "em",
+                  "option 'restarts' needs a random engine: call em(model, x, rng, options); got ",
+                  options.restarts);
+  if constexpr (requires { model.validate(x); }) model.validate(x);
+  const double scale = [&] {
+    if constexpr (requires { model.observation_weight(x); }) return static_cast<double>(model.observation_weight(x));
+    else return static_cast<double>(model.num_observations(x));
+  }();
+  return detail::run_em_loop(
+      model, [&](typename M::stats_type& s) { return e_step(model, x, s, loop.parallel); },
+      scale, loop, callbacks...);
+}
+
+/// Fit by exact EM from `options.restarts` random starts drawn by `model.initialize(x, rng)`,
+/// keeping the fit with the highest final log-likelihood (ties: the earliest). The result
+/// lists every restart's final objective; the model is left at the best fit.
+template <EMModel M, std::uniform_random_bit_generator Rng, Callback... Cs>
+  requires RandomlyInitializable<M>
+fit_result<typename M::params_type> em(M& model, const typename M::data_type& x, Rng& rng,
+                                       const em_options& options = {}, Cs&&... callbacks) {
+  detail::require(options.restarts > 0, "em", "option 'restarts' must be positive, got 0");
+  em_options single = options;
+  single.restarts = 1;
+  fit_result<typename M::params_type> best;
+  std::vector<double> finals;
+  for (std::size_t r = 0; r < options.restarts; ++r) {
+    fit_result<typename M::params_type> fit;
+    try {
+      model.initialize(x, rng);
+      fit = em(model, x, single, callbacks...);
+    } catch (const numerical_error& e) {
+      // A start that cannot even be formed (e.g. a singular initial covariance) is a failed
+      // restart, not a failed fit.
+      fit.params = model.params();
+      fit.status = fit_status::numerical_issue;
+      fit.message = detail::concat("initialization of restart ", r, " failed: ", e.what());
+    }
+    finals.push_back(fit.objective);
+    // A failed start has objective -inf, so any completed fit beats it; ties keep the earliest.
+    if (r == 0 || fit.objective > best.objective) {
+      best = std::move(fit);
+      best.restart = r;
+    }
+  }
+  model.set_params(best.params);
+  best.restart_objectives = std::move(finals);
+  return best;
+}
+
+}  // namespace latent

@@ -1,0 +1,62 @@
+#pragma once
+/// @file
+/// Variational EM: coordinate ascent on F(q, theta) with q restricted to a family.
+///
+/// The E-step maximizes F over q inside `Family` (for example mean field, by coordinate
+/// ascent) and returns the ELBO; the M-step is the model's ordinary closed-form M-step from
+/// E_q[T]. F never decreases when the E-step does not lower F for fixed theta (coordinate
+/// ascent started from the previous q, or run to convergence); `fit_result::decreases`
+/// reports any fall beyond rounding. At a fixed point F <= log p(x; theta): the difference is
+/// KL(q || p(z | x)), the approximation gap.
+
+#include <latent/core/callbacks.hpp>
+#include <latent/core/concepts.hpp>
+#include <latent/core/fit_result.hpp>
+#include <latent/core/parallel.hpp>
+#include <latent/solvers/detail/em_driver.hpp>
+#include <latent/solvers/em.hpp>
+
+namespace latent {
+
+/// Options of `variational_em`: the same as `em_options` (restarts are not offered).
+using variational_em_options = em_options;
+
+/// The ELBO of `x` under the model's parameters, q optimized inside `family`, with E_q[T]
+/// added into `stats`. Blocks run in parallel and merge in block order.
+template <class M, class Family>
+  requires VariationalEMModel<M, Family>
+double variational_e_step(const M& model, const typename M::data_type& x, const Family& family,
+                          typename M::stats_type& stats, const parallel_options& parallel = {}) {
+  return detail::reduce_blocks(
+      static_cast<Eigen::Index>(model.num_observations(x)), parallel,
+      [&] { return model.zero_stats(); },
+      [&](Eigen::Index b, Eigen::Index e, typename M::stats_type& s) {
+        return model.e_step(x, b, e, s, family);
+      },
+      stats);
+}
+
+/// Fit `model` by variational EM with q in `family`, from the model's current parameters.
+/// The trace holds the ELBO per iteration.
+template <class M, class Family, Callback... Cs>
+  requires VariationalEMModel<M, Family>
+fit_result<typename M::params_type> variational_em(M& model, const typename M::data_type& x,
+                                                   const Family& family,
+                                                   const variational_em_options& options = {},
+                                                   Cs&&... callbacks) {
+  const auto loop = detail::loop_options(options);
+  detail::validate_em_loop_options(loop, "variational_em");
+  detail::require(options.restarts == 1, "variational_em", "option 'restarts' is not supported, got ",
+                  options.restarts);
+  if constexpr (requires { model.validate(x); }) model.validate(x);
+  const double scale = [&] {
+    if constexpr (requires { model.observation_weight(x); }) return static_cast<double>(model.observation_weight(x));
+    else return static_cast<double>(model.num_observations(x));
+  }();
+  return detail::run_em_loop(
+      model,
+      [&](typename M::stats_type& s) { return variational_e_step(model, x, family, s, loop.parallel); },
+      scale, loop, callbacks...);
+}
+
+}  // namespace latent

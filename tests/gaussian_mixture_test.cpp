@@ -1,0 +1,302 @@
+// Gaussian mixture: closed forms, EM invariants, recovery, thread invariance, bad input.
+#include <latent/core/callbacks.hpp>
+#include <latent/models/gaussian_mixture.hpp>
+#include <latent/solvers/em.hpp>
+
+#include "support/test_support.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+using latent::covariance_type;
+using latent_test::IsApprox;
+using latent_test::make_rng;
+
+namespace {
+
+const covariance_type all_types[] = {covariance_type::full, covariance_type::diagonal,
+                                     covariance_type::spherical, covariance_type::tied};
+
+// Three well-separated clusters in 3-D with distinct covariances; returns data and true labels.
+Eigen::MatrixXd three_clusters(Eigen::Index n_per, std::mt19937_64& rng) {
+  Eigen::MatrixXd x = latent::standard_normal(3, 3 * n_per, rng);
+  Eigen::Matrix3d a1, a2, a3;
+  a1 << 1.0, 0.0, 0.0, 0.5, 0.8, 0.0, 0.2, -0.3, 0.6;
+  a2 << 0.5, 0.0, 0.0, 0.0, 1.2, 0.0, 0.0, 0.4, 0.7;
+  a3 << 0.9, 0.0, 0.0, -0.4, 0.5, 0.0, 0.0, 0.0, 1.1;
+  x.leftCols(n_per) = (a1 * x.leftCols(n_per)).colwise() + Eigen::Vector3d(0, 0, 0);
+  x.middleCols(n_per, n_per) = (a2 * x.middleCols(n_per, n_per)).colwise() + Eigen::Vector3d(10, 0, 0);
+  x.rightCols(n_per) = (a3 * x.rightCols(n_per)).colwise() + Eigen::Vector3d(0, 10, 5);
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("one component: EM reaches the sample mean and covariance", "[gaussian_mixture][closed_form]") {
+  auto rng = make_rng(11);
+  Eigen::MatrixXd x = latent::standard_normal(4, 500, rng);
+  Eigen::Matrix4d a = Eigen::Matrix4d::Identity();
+  a(1, 0) = 0.7;
+  a(3, 2) = -1.5;
+  x = ((a * x).colwise() + Eigen::Vector4d(100, -3, 0.5, 7)).eval();
+  const Eigen::VectorXd mean = x.rowwise().mean();
+  const Eigen::MatrixXd xc = x.colwise() - mean;
+  const Eigen::MatrixXd cov = xc * xc.transpose() / 500.0;
+
+  for (covariance_type t : all_types) {
+    CAPTURE(to_string(t));
+    latent::gaussian_mixture gmm(1, t, {.reg_covar = 0.0});
+    const auto fit = latent::em(gmm, x, rng, {.tolerance = 1e-12});
+    REQUIRE(fit.converged());
+    REQUIRE(fit.decreases == 0);
+    CHECK_THAT(Eigen::MatrixXd(fit.params.means), IsApprox(mean, 1e-12));
+    Eigen::MatrixXd expected = cov;
+    if (t == covariance_type::diagonal) expected = Eigen::MatrixXd(cov.diagonal().asDiagonal());
+    if (t == covariance_type::spherical)
+      expected = cov.diagonal().mean() * Eigen::MatrixXd::Identity(4, 4);
+    CHECK_THAT(fit.params.covariances[0], IsApprox(expected, 1e-10));
+    // The log-likelihood of the closed form, by the independent block density.
+    latent::cholesky_result ch = latent::regularized_cholesky(expected);
+    REQUIRE(ch.ok);
+    const double ll = latent::mvn_log_density(x, mean, ch.llt).sum();
+    CHECK(fit.objective == Approx(ll).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("one component with weights equals repeated columns", "[gaussian_mixture][weights]") {
+  auto rng = make_rng(12);
+  const Eigen::MatrixXd x = latent::standard_normal(2, 50, rng);
+  Eigen::VectorXd w(50);
+  for (int i = 0; i < 50; ++i) w(i) = i % 3;  // 0, 1, 2 copies
+  Eigen::MatrixXd rep(2, static_cast<Eigen::Index>(w.sum()));
+  for (Eigen::Index i = 0, j = 0; i < 50; ++i)
+    for (int c = 0; c < static_cast<int>(w(i)); ++c) rep.col(j++) = x.col(i);
+  for (covariance_type t : all_types) {
+    latent::gaussian_mixture a(2, t, {.reg_covar = 0.0}), b(2, t, {.reg_covar = 0.0});
+    auto params = latent::gaussian_mixture_params{Eigen::Vector2d(0.4, 0.6), (Eigen::Matrix2d() << -1, 1, 0, 0.5).finished(),
+                                                  {Eigen::Matrix2d::Identity(), Eigen::Matrix2d::Identity() * 2}};
+    if (t == covariance_type::tied) params.covariances[1] = params.covariances[0];
+    a.set_params(params);
+    b.set_params(params);
+    // A few iterations: EM on 50 points amplifies rounding differences over many more.
+    const auto fa = latent::em(a, latent::observations(x, w), {.max_iterations = 3, .tolerance = 0});
+    const auto fb = latent::em(b, rep, {.max_iterations = 3, .tolerance = 0});
+    CAPTURE(to_string(t));
+    CHECK(fa.objective == Approx(fb.objective).epsilon(1e-12));
+    CHECK_THAT(fa.params.means, IsApprox(fb.params.means, 1e-11));
+    CHECK_THAT(fa.params.covariances[1], IsApprox(fb.params.covariances[1], 1e-11));
+  }
+}
+
+TEST_CASE("EM log-likelihood never decreases, all types and many seeds", "[gaussian_mixture][monotone]") {
+  for (covariance_type t : all_types) {
+    for (std::uint64_t seed = 1; seed <= 10; ++seed) {
+      CAPTURE(to_string(t), seed);
+      auto rng = make_rng(100 + seed);
+      // Overlapping clusters so EM takes many iterations.
+      Eigen::MatrixXd x = latent::standard_normal(3, 600, rng);
+      x.middleCols(200, 200).array() += 1.5;
+      x.rightCols(200).row(1).array() -= 2.0;
+      latent::gaussian_mixture gmm(4, t, {.reg_covar = 0.0, .init = seed % 2 ? latent::mixture_init::random_points
+                                                                               : latent::mixture_init::kmeans_plus_plus});
+      latent::record_trace trace;
+      const auto fit = latent::em(gmm, x, rng, {.max_iterations = 200, .tolerance = 1e-12}, trace);
+      CHECK(fit.decreases == 0);
+      REQUIRE(trace.values.size() == fit.trace.size());
+      for (std::size_t i = 1; i < fit.trace.size(); ++i)
+        REQUIRE(fit.trace[i] >= fit.trace[i - 1] - 1e-10 * std::abs(fit.trace[i]));
+      // Responsibilities are a distribution per column.
+      const Eigen::MatrixXd r = gmm.responsibilities(x);
+      CHECK(r.allFinite());
+      CHECK((r.colwise().sum().array() - 1.0).abs().maxCoeff() < 1e-12);
+      CHECK(gmm.log_likelihood(x) == Approx(fit.objective).epsilon(1e-12));
+    }
+  }
+}
+
+TEST_CASE("recovers well-separated clusters within standard errors", "[gaussian_mixture][recovery]") {
+  auto rng = make_rng(21);
+  const Eigen::Index n_per = 2000;
+  const Eigen::MatrixXd x = three_clusters(n_per, rng);
+  latent::gaussian_mixture gmm(3, covariance_type::full);
+  const auto fit = latent::em(gmm, x, rng, {.restarts = 3});
+  REQUIRE(fit.converged());
+  // Sort components by (x, y) of the mean: truth is (0,0,0), (10,0,0), (0,10,5).
+  std::vector<int> order{0, 1, 2};
+  std::sort(order.begin(), order.end(), [&](int a, int b) {
+    return fit.params.means(0, a) + 2 * fit.params.means(1, a) < fit.params.means(0, b) + 2 * fit.params.means(1, b);
+  });
+  const Eigen::Vector3d truth[] = {{0, 0, 0}, {10, 0, 0}, {0, 10, 5}};
+  for (int j = 0; j < 3; ++j) {
+    const Eigen::Index k = order[static_cast<std::size_t>(j)];
+    // Each mean coordinate has standard error sqrt(Sigma_ii / n_per); allow 5 SE.
+    const Eigen::VectorXd se = (fit.params.covariances[static_cast<std::size_t>(k)].diagonal() / double(n_per)).cwiseSqrt();
+    CHECK(((fit.params.means.col(k) - truth[j]).cwiseAbs().array() <= 5.0 * se.array()).all());
+    CHECK(std::abs(fit.params.weights(k) - 1.0 / 3.0) <= 5.0 * std::sqrt(2.0 / 9.0 / (3.0 * n_per)));
+  }
+  // Hard labels agree with the generating clusters (separation ~ 10 standard deviations).
+  const Eigen::VectorXi lab = gmm.labels(x);
+  for (int j = 0; j < 3; ++j)
+    CHECK((lab.segment(j * n_per, n_per).array() == order[static_cast<std::size_t>(j)]).all());
+}
+
+TEST_CASE("results are bit-identical for 1, 2 and 8 threads", "[gaussian_mixture][threads]") {
+  auto rng = make_rng(31);
+  const Eigen::MatrixXd x = three_clusters(3000, rng);
+  for (covariance_type t : all_types) {
+    CAPTURE(to_string(t));
+    std::vector<latent::fit_result<latent::gaussian_mixture_params>> fits;
+    for (int threads : {1, 2, 8}) {
+      auto r = make_rng(32);
+      latent::gaussian_mixture gmm(3, t);
+      fits.push_back(latent::em(gmm, x, r, {.max_iterations = 20, .threads = threads, .block_size = 256}));
+    }
+    for (std::size_t i = 1; i < fits.size(); ++i) {
+      CHECK(fits[i].trace == fits[0].trace);
+      CHECK(fits[i].params.means == fits[0].params.means);
+      CHECK(fits[i].params.weights == fits[0].params.weights);
+      CHECK(fits[i].params.covariances == fits[0].params.covariances);
+    }
+  }
+}
+
+TEST_CASE("statistics merge exactly across reference points", "[gaussian_mixture][stats]") {
+  auto rng = make_rng(41);
+  const Eigen::MatrixXd x = three_clusters(100, rng);
+  for (covariance_type t : all_types) {
+    latent::gaussian_mixture a(3, t), b(3, t);
+    a.initialize(x, rng);
+    b.set_params(a.params());
+    auto s_all = a.zero_stats();
+    a.e_step(x, 0, x.cols(), s_all);
+    // First half about the model's center, second half about a point 3 units away: merging
+    // must shift the second half's moments exactly.
+    auto s1 = a.zero_stats();
+    a.e_step(x, 0, 150, s1);
+    auto s2 = b.zero_stats();
+    s2.center.array() += 3.0;
+    b.e_step(x, 150, x.cols(), s2);
+    s1 += s2;
+    a.m_step(s_all);
+    b.m_step(s1);
+    CHECK_THAT(b.params().means, IsApprox(a.params().means, 1e-12));
+    for (int k = 0; k < 3; ++k) CHECK_THAT(b.params().covariances[k], IsApprox(a.params().covariances[k], 1e-10));
+  }
+}
+
+TEST_CASE("queries: sampling, BIC and AIC", "[gaussian_mixture][queries]") {
+  auto rng = make_rng(51);
+  latent::gaussian_mixture_params p{Eigen::Vector2d(0.3, 0.7), (Eigen::Matrix2d() << -2, 3, 0, 1).finished(),
+                                    {(Eigen::Matrix2d() << 1, 0.5, 0.5, 2).finished(), Eigen::Matrix2d::Identity() * 0.5}};
+  latent::gaussian_mixture truth(p);
+  const Eigen::Index n = 20000;
+  const auto [x, comp] = truth.sample(n, rng);
+  // Component frequencies: binomial standard error.
+  const double frac = (comp.array() == 0).cast<double>().mean();
+  CHECK(std::abs(frac - 0.3) <= 5.0 * std::sqrt(0.3 * 0.7 / n));
+  // Component-0 sample covariance within 5 SE of the truth (SE of a variance ~ sigma^2 sqrt(2/n)).
+  std::vector<Eigen::Index> idx;
+  for (Eigen::Index i = 0; i < n; ++i)
+    if (comp(i) == 0) idx.push_back(i);
+  Eigen::MatrixXd x0(2, static_cast<Eigen::Index>(idx.size()));
+  for (std::size_t j = 0; j < idx.size(); ++j) x0.col(static_cast<Eigen::Index>(j)) = x.col(idx[j]);
+  const Eigen::Vector2d m0 = x0.rowwise().mean();
+  const Eigen::Matrix2d c0 = (x0.colwise() - m0) * (x0.colwise() - m0).transpose() / double(x0.cols());
+  CHECK(std::abs(c0(1, 1) - 2.0) <= 5.0 * 2.0 * std::sqrt(2.0 / double(x0.cols())));
+  CHECK(std::abs(m0(0) + 2.0) <= 5.0 * std::sqrt(1.0 / double(x0.cols())));
+
+  CHECK(truth.num_parameters() == 1 + 4 + 6);
+  const double ll = truth.log_likelihood(x);
+  CHECK(truth.bic(x) == Approx(-2 * ll + 11 * std::log(double(n))).epsilon(1e-14));
+  CHECK(truth.aic(x) == Approx(-2 * ll + 22).epsilon(1e-14));
+  // Per-observation log-likelihood is the log of the mixture density, computed directly.
+  const Eigen::MatrixXd few = x.leftCols(5);
+  const Eigen::RowVectorXd lp = truth.log_likelihood_per_observation(few);
+  for (Eigen::Index i = 0; i < 5; ++i) {
+    double dens = 0;
+    for (int k = 0; k < 2; ++k) {
+      latent::cholesky_result ch = latent::regularized_cholesky(p.covariances[k]);
+      dens += p.weights(k) * std::exp(latent::mvn_log_density(few.col(i), p.means.col(k), ch.llt)(0));
+    }
+    CHECK(lp(i) == Approx(std::log(dens)).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("a vanishing component keeps its parameters instead of producing NaN", "[gaussian_mixture][empty]") {
+  auto rng = make_rng(61);
+  const Eigen::MatrixXd x = latent::standard_normal(2, 200, rng);
+  // Component 1 sits 1e3 standard deviations away: its responsibilities underflow to 0.
+  latent::gaussian_mixture_params p{Eigen::Vector2d(0.5, 0.5), (Eigen::Matrix2d() << 0, 1000, 0, 1000).finished(),
+                                    {Eigen::Matrix2d::Identity(), Eigen::Matrix2d::Identity()}};
+  latent::gaussian_mixture gmm(p);
+  const auto fit = latent::em(gmm, x, {.max_iterations = 5});
+  CHECK(fit.status != latent::fit_status::numerical_issue);
+  // Eigen's vectorized exp clamps its argument near -709, so the share is tiny, not 0.
+  CHECK(fit.params.weights(1) < 1e-300);
+  CHECK(fit.params.means.col(1) == p.means.col(1));
+  CHECK(fit.params.covariances[1] == p.covariances[1]);
+  CHECK(fit.params.means.allFinite());
+  CHECK(std::isfinite(fit.objective));
+  CHECK(gmm.responsibilities(x).allFinite());
+}
+
+TEST_CASE("duplicate points: the ridge keeps a collapsing component positive definite", "[gaussian_mixture][empty]") {
+  Eigen::MatrixXd x(2, 40);
+  x.leftCols(20).setZero();  // 20 identical points
+  auto rng = make_rng(62);
+  x.rightCols(20) = latent::standard_normal(2, 20, rng).array() + 5.0;
+  latent::gaussian_mixture gmm(2, covariance_type::full);
+  const auto fit = latent::em(gmm, x, rng);
+  CHECK(fit.status == latent::fit_status::converged);
+  CHECK(fit.params.means.allFinite());
+  for (const auto& c : fit.params.covariances) CHECK(c.allFinite());
+  // Without the ridge the collapsed covariance is singular: a numerical issue, with the last
+  // good parameters kept and finite.
+  latent::gaussian_mixture bare(2, covariance_type::full, {.reg_covar = 0.0});
+  auto rng2 = make_rng(62);
+  const auto fit2 = latent::em(bare, x, rng2);
+  REQUIRE(fit2.status == latent::fit_status::numerical_issue);
+  CHECK_THAT(fit2.message, Catch::Contains("positive definite"));
+  CHECK(bare.params().means.allFinite());
+  CHECK(bare.params().weights == fit2.params.weights);
+}
+
+TEST_CASE("bad input gives invalid_argument", "[gaussian_mixture][errors]") {
+  auto rng = make_rng(71);
+  const Eigen::MatrixXd x = latent::standard_normal(2, 10, rng);
+  CHECK_THROWS_AS(latent::gaussian_mixture(0), latent::invalid_argument);
+  CHECK_THROWS_AS(latent::gaussian_mixture(2, covariance_type::full, {.reg_covar = -1.0}), latent::invalid_argument);
+  latent::gaussian_mixture too_many(11);
+  CHECK_THROWS_WITH(latent::em(too_many, x, rng), Catch::Contains("N = 10"));
+  latent::gaussian_mixture gmm(2);
+  CHECK_THROWS_AS(gmm.responsibilities(x), latent::invalid_argument);  // no parameters yet
+  gmm.initialize(x, rng);
+  Eigen::MatrixXd bad = x;
+  bad(1, 3) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH(latent::em(gmm, bad), Catch::Contains("'x'") && Catch::Contains("(1, 3)"));
+  CHECK_THROWS_AS(latent::em(gmm, Eigen::MatrixXd(x.topRows(1))), latent::invalid_argument);
+  Eigen::VectorXd w = Eigen::VectorXd::Ones(10);
+  w(2) = -1.0;
+  CHECK_THROWS_WITH(latent::observations(x, w), Catch::Contains("weights"));
+  CHECK_THROWS_AS(latent::observations(x, Eigen::VectorXd::Ones(9)), latent::invalid_argument);
+  CHECK_THROWS_AS(latent::em(gmm, x, {.tolerance = -1.0}), latent::invalid_argument);
+  CHECK_THROWS_AS(latent::em(gmm, x, {.max_iterations = 0}), latent::invalid_argument);
+  CHECK_THROWS_AS(latent::em(gmm, x, {.restarts = 2}), latent::invalid_argument);
+  // set_params: wrong sizes, weights not summing to 1, not positive definite; model unchanged.
+  const auto before = gmm.params();
+  auto p = before;
+  p.weights << 0.5, 0.6;
+  CHECK_THROWS_WITH(gmm.set_params(p), Catch::Contains("sum to 1"));
+  p = before;
+  p.covariances[1] = -Eigen::Matrix2d::Identity();
+  CHECK_THROWS_WITH(gmm.set_params(p), Catch::Contains("positive definite"));
+  p = before;
+  p.means.resize(3, 2);
+  p.means.setZero();
+  CHECK_THROWS_AS(gmm.set_params(p), latent::invalid_argument);
+  CHECK(gmm.params().means == before.means);
+  latent::gaussian_mixture diag(2, covariance_type::diagonal);
+  p = before;
+  p.covariances[0] << 1, 0.1, 0.1, 1;
+  CHECK_THROWS_WITH(diag.set_params(p), Catch::Contains("diagonal"));
+}

@@ -1,0 +1,54 @@
+#pragma once
+// Shared test helpers: seeded engines, an Eigen matcher, and statistical critical values.
+
+#include <catch2/catch.hpp>
+
+#include <Eigen/Core>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <sstream>
+#include <string>
+
+namespace latent_test {
+
+/// One engine per test case from a fixed seed, mixed with Catch's --rng-seed (0 by default)
+/// so a seed sweep is one command-line flag away.
+inline std::mt19937_64 make_rng(std::uint64_t test_seed) {
+  std::seed_seq seq{test_seed, static_cast<std::uint64_t>(Catch::rngSeed())};
+  return std::mt19937_64(seq);
+}
+
+/// ||actual - expected|| <= abs + rel * max(||actual||, ||expected||) (Frobenius norms).
+class is_approx_matcher : public Catch::MatcherBase<Eigen::MatrixXd> {
+ public:
+  is_approx_matcher(Eigen::MatrixXd expected, double rel, double abs)
+      : expected_(std::move(expected)), rel_(rel), abs_(abs) {}
+  bool match(const Eigen::MatrixXd& actual) const override {
+    if (actual.rows() != expected_.rows() || actual.cols() != expected_.cols()) return false;
+    return (actual - expected_).norm() <= abs_ + rel_ * std::max(actual.norm(), expected_.norm());
+  }
+  std::string describe() const override {
+    std::ostringstream os;
+    os << "is approx (rel " << rel_ << ", abs " << abs_ << ") to\n" << expected_;
+    return os.str();
+  }
+
+ private:
+  Eigen::MatrixXd expected_;
+  double rel_, abs_;
+};
+
+inline is_approx_matcher IsApprox(const Eigen::MatrixXd& expected, double rel = 1e-9, double abs = 0.0) {
+  return {expected, rel, abs};
+}
+
+/// Upper critical value of chi^2(dof) by Wilson-Hilferty; z = 4.753 gives a false-alarm
+/// rate of about 1e-6.
+inline double chi_square_critical(int dof, double z = 4.753) {
+  const double k = dof, t = 1.0 - 2.0 / (9.0 * k) + z * std::sqrt(2.0 / (9.0 * k));
+  return k * t * t * t;
+}
+
+}  // namespace latent_test
