@@ -1,0 +1,496 @@
+// Factor analysis / PPCA: exact EM against closed forms and direct formulas, variational EM
+// with mean field, fitting from moments, thread invariance, Heywood cases and bad input.
+#include <latent/core/callbacks.hpp>
+#include <latent/core/gaussian.hpp>
+#include <latent/core/numerics.hpp>
+#include <latent/core/variational_families.hpp>
+#include <latent/models/factor_analysis.hpp>
+#include <latent/solvers/em.hpp>
+#include <latent/solvers/variational_em.hpp>
+
+#include <support/test_support.hpp>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+using latent::factor_analysis;
+using latent::factor_analysis_options;
+using latent::factor_analysis_params;
+using latent::noise_model;
+using latent_test::IsApprox;
+
+namespace {
+
+/// Parameters with loadings of clearly different strengths (so the factors are well separated)
+/// and uniquenesses in [0.3, 1.3].
+template <class Rng>
+factor_analysis_params make_params(Eigen::Index d, Eigen::Index k, Rng& rng, bool isotropic = false) {
+  factor_analysis_params p;
+  p.loadings = latent::standard_normal(d, k, rng);
+  for (Eigen::Index c = 0; c < k; ++c) p.loadings.col(c) *= 2.0 / static_cast<double>(c + 1);
+  p.mean = latent::standard_normal(d, 1, rng).col(0) * 3.0;
+  p.uniquenesses = isotropic ? Eigen::VectorXd::Constant(d, 0.5)
+                             : Eigen::VectorXd(0.3 + Eigen::VectorXd::LinSpaced(d, 0.0, 1.0).array());
+  return p;
+}
+
+template <class Rng>
+Eigen::MatrixXd simulate(const factor_analysis_params& p, Eigen::Index n, Rng& rng,
+                         noise_model noise = noise_model::diagonal) {
+  return factor_analysis(p, {.noise = noise}).sample(n, rng);
+}
+
+Eigen::MatrixXd implied(const factor_analysis_params& p) {
+  Eigen::MatrixXd s = p.loadings * p.loadings.transpose();
+  s.diagonal() += p.uniquenesses;
+  return s;
+}
+
+/// Runs `f` and checks it throws latent::invalid_argument whose message contains `needle`.
+template <class F>
+void require_invalid(F&& f, const std::string& needle) {
+  try {
+    f();
+    FAIL("no exception; expected invalid_argument mentioning " << needle);
+  } catch (const latent::invalid_argument& e) {
+    INFO("message: " << e.what());
+    CHECK(std::string(e.what()).find(needle) != std::string::npos);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("per-observation log-likelihood equals the direct multivariate normal density", "[factor_analysis]") {
+  auto rng = latent_test::make_rng(1);
+  const factor_analysis_params p = make_params(7, 3, rng);
+  const factor_analysis fa(p);
+  const Eigen::MatrixXd x = simulate(p, 200, rng);
+  const Eigen::LLT<Eigen::MatrixXd> chol(implied(p));
+  const Eigen::RowVectorXd direct = latent::mvn_log_density(x, p.mean, chol);
+  const Eigen::RowVectorXd woodbury = fa.log_likelihood_per_observation(x);
+  CHECK_THAT(Eigen::MatrixXd(woodbury), IsApprox(Eigen::MatrixXd(direct), 1e-12));
+  CHECK_THAT(fa.implied_covariance(), IsApprox(implied(p), 1e-15));
+  CHECK(fa.log_likelihood(x) == Approx(direct.sum()).epsilon(1e-12));
+
+  // Through the E-step (blocks of the solver) and from the sample moments alone.
+  auto s = fa.zero_stats();
+  const double ll_block = fa.e_step(x, 0, 120, s) + fa.e_step(x, 120, 200, s);
+  CHECK(ll_block == Approx(direct.sum()).epsilon(1e-12));
+  const auto m = latent::sample_moments::from_data(x);
+  CHECK(fa.log_likelihood(m) == Approx(direct.sum()).epsilon(1e-11));
+}
+
+TEST_CASE("posterior moments match Gaussian conditioning with the full covariance", "[factor_analysis]") {
+  auto rng = latent_test::make_rng(2);
+  const factor_analysis_params p = make_params(6, 2, rng);
+  const factor_analysis fa(p);
+  const Eigen::MatrixXd x = simulate(p, 50, rng);
+  // z | x ~ N(Lambda^T Sigma^{-1} (x - mu), I - Lambda^T Sigma^{-1} Lambda): no Woodbury.
+  const Eigen::LLT<Eigen::MatrixXd> chol(implied(p));
+  const Eigen::MatrixXd mean = p.loadings.transpose() * chol.solve(x.colwise() - p.mean);
+  const Eigen::MatrixXd cov = Eigen::MatrixXd::Identity(2, 2) - p.loadings.transpose() * chol.solve(p.loadings);
+  CHECK_THAT(fa.posterior_mean(x), IsApprox(mean, 1e-12));
+  CHECK_THAT(fa.posterior_covariance(), IsApprox(cov, 1e-12));
+}
+
+TEST_CASE("EM for PPCA converges to the closed-form MLE on the same sample", "[factor_analysis][ppca]") {
+  auto rng = latent_test::make_rng(3);
+  const Eigen::Index d = 8, k = 2, n = 2000;
+  const factor_analysis_params truth = make_params(d, k, rng, /*isotropic=*/true);
+  const Eigen::MatrixXd x = simulate(truth, n, rng, noise_model::isotropic);
+  const auto moments = latent::sample_moments::from_data(x);
+  const factor_analysis_params mle = factor_analysis::ppca_mle(moments, k);
+
+  factor_analysis ppca(k, {.noise = noise_model::isotropic});
+  ppca.initialize(x, rng);  // random loadings: EM has to find the principal subspace itself
+  const auto fit = latent::em(ppca, x, {.max_iterations = 5000, .tolerance = 0.0});
+  CHECK(fit.decreases == 0);
+  INFO("iterations " << fit.iterations << ", status " << latent::to_string(fit.status));
+
+  // EM converges linearly; once the log-likelihood changes by less than its rounding the
+  // parameters are still only ~sqrt(eps) accurate (the likelihood is flat to second order at
+  // its maximum). Keep iterating the same E- and M-steps to pin the fixed point down.
+  for (int i = 0; i < 3000; ++i) {
+    auto s = ppca.zero_stats();
+    ppca.e_step(x, 0, n, s);
+    ppca.m_step(s);
+  }
+  const factor_analysis at_mle(mle, {.noise = noise_model::isotropic});
+  const double ll_mle = at_mle.log_likelihood(x);
+  // The MLE is the global maximum: EM reaches it (to rounding) and never exceeds it.
+  CHECK(fit.objective <= ll_mle + 1e-10 * std::abs(ll_mle));
+  CHECK(fit.objective == Approx(ll_mle).epsilon(1e-12));
+  const auto& q = ppca.params();
+  CHECK_THAT(Eigen::MatrixXd(q.loadings * q.loadings.transpose()),
+             IsApprox(Eigen::MatrixXd(mle.loadings * mle.loadings.transpose()), 1e-10));
+  CHECK(q.uniquenesses(0) == Approx(mle.uniquenesses(0)).epsilon(1e-11));
+  CHECK_THAT(Eigen::MatrixXd(q.mean), IsApprox(Eigen::MatrixXd(mle.mean), 1e-12));
+}
+
+TEST_CASE("the closed-form PPCA MLE is a fixed point of the EM update", "[factor_analysis][ppca]") {
+  auto rng = latent_test::make_rng(4);
+  const factor_analysis_params truth = make_params(6, 2, rng, true);
+  const Eigen::MatrixXd x = simulate(truth, 500, rng, noise_model::isotropic);
+  const auto mle = factor_analysis::ppca_mle(latent::sample_moments::from_data(x), 2);
+  factor_analysis ppca(mle, {.noise = noise_model::isotropic});
+  auto s = ppca.zero_stats();
+  ppca.e_step(x, 0, x.cols(), s);
+  ppca.m_step(s);
+  CHECK_THAT(implied(ppca.params()), IsApprox(implied(mle), 1e-12));
+}
+
+TEST_CASE("factor analysis EM never decreases the log-likelihood and reaches a stationary point",
+          "[factor_analysis]") {
+  auto rng = latent_test::make_rng(5);
+  const Eigen::Index d = 10, k = 3, n = 1500;
+  const factor_analysis_params truth = make_params(d, k, rng);
+  const Eigen::MatrixXd x = simulate(truth, n, rng);
+  factor_analysis fa(k);
+  fa.initialize(x, rng);
+  latent::record_trace trace;
+  const auto fit = latent::em(fa, x, {.max_iterations = 3000, .tolerance = 1e-14}, trace);
+  CHECK(fit.decreases == 0);
+  REQUIRE(trace.values.size() > 10);
+  for (std::size_t i = 1; i < trace.values.size(); ++i)
+    CHECK(trace.values[i] >= trace.values[i - 1] - 1e-12 * std::abs(trace.values[i]));
+  CHECK(fit.converged());
+  for (int i = 0; i < 1000; ++i) {  // past rounding in the objective, see the PPCA test
+    auto s = fa.zero_stats();
+    fa.e_step(x, 0, n, s);
+    fa.m_step(s);
+  }
+
+  // Stationarity of the likelihood (no uniqueness at its floor): diag(Sigma) = diag(S) and
+  // the gradient in Lambda, Sigma^{-1} (Sigma - S) Sigma^{-1} Lambda, vanishes.
+  const auto m = latent::sample_moments::from_data(x);
+  const Eigen::MatrixXd sigma = fa.implied_covariance();
+  CHECK_THAT(Eigen::MatrixXd(sigma.diagonal()), IsApprox(Eigen::MatrixXd(m.covariance.diagonal()), 1e-12));
+  const Eigen::LLT<Eigen::MatrixXd> chol(sigma);
+  const Eigen::MatrixXd grad = chol.solve((sigma - m.covariance) * chol.solve(fa.params().loadings));
+  CHECK(grad.norm() <= 1e-12 * fa.params().loadings.norm());
+  CHECK_THAT(Eigen::MatrixXd(fa.params().mean), IsApprox(Eigen::MatrixXd(m.mean), 1e-12));
+}
+
+TEST_CASE("fitting from a covariance matrix and a count equals fitting from the data", "[factor_analysis]") {
+  auto rng = latent_test::make_rng(6);
+  const Eigen::Index d = 9, k = 2, n = 800;
+  const factor_analysis_params truth = make_params(d, k, rng);
+  const Eigen::MatrixXd x = simulate(truth, n, rng);
+  // The moments computed independently: mean, then the ML covariance about it.
+  const Eigen::VectorXd mean = x.rowwise().mean();
+  const Eigen::MatrixXd xc = x.colwise() - mean;
+  const Eigen::MatrixXd cov = xc * xc.transpose() / static_cast<double>(n);
+  const auto moments = latent::sample_moments::from_covariance(cov, static_cast<double>(n), mean);
+  CHECK_THAT(latent::sample_moments::from_data(x).covariance, IsApprox(cov, 1e-13));
+
+  for (const noise_model noise : {noise_model::diagonal, noise_model::isotropic}) {
+    INFO("noise " << latent::to_string(noise));
+    factor_analysis from_data(k, {.noise = noise});
+    from_data.initialize(x, rng);
+    factor_analysis from_moments(from_data.params(), {.noise = noise});
+    const latent::em_options opts{.max_iterations = 60, .tolerance = 0.0};
+    const auto a = latent::em(from_data, x, opts);
+    auto view = from_moments.moment_model();
+    const auto b = latent::em(view, moments, opts);
+    REQUIRE(a.trace.size() == b.trace.size());
+    for (std::size_t i = 0; i < a.trace.size(); ++i) CHECK(b.trace[i] == Approx(a.trace[i]).epsilon(1e-11));
+    CHECK(b.decreases == 0);
+    CHECK_THAT(implied(from_moments.params()), IsApprox(implied(from_data.params()), 1e-10));
+    CHECK_THAT(Eigen::MatrixXd(from_moments.params().mean), IsApprox(Eigen::MatrixXd(from_data.params().mean), 1e-12));
+  }
+
+  // Without a mean (factanal's covmat): the same loadings and uniquenesses, mean zero.
+  factor_analysis with_mean(k), without_mean(k);
+  with_mean.initialize_pca(moments);
+  without_mean.initialize_pca(latent::sample_moments::from_covariance(cov, static_cast<double>(n)));
+  auto v1 = with_mean.moment_model();
+  auto v2 = without_mean.moment_model();
+  const auto f1 = latent::em(v1, moments, {.max_iterations = 200, .tolerance = 0.0});
+  const auto f2 = latent::em(v2, latent::sample_moments::from_covariance(cov, static_cast<double>(n)),
+                             {.max_iterations = 200, .tolerance = 0.0});
+  CHECK(f2.objective == Approx(f1.objective).epsilon(1e-11));
+  CHECK_THAT(implied(without_mean.params()), IsApprox(implied(with_mean.params()), 1e-10));
+  CHECK(without_mean.params().mean.norm() <= 1e-12);
+}
+
+TEST_CASE("statistics merge exactly across reference points, and weights act as repetitions", "[factor_analysis]") {
+  auto rng = latent_test::make_rng(7);
+  const factor_analysis_params p = make_params(5, 2, rng);
+  const factor_analysis fa(p);
+  const Eigen::MatrixXd x = simulate(p, 100, rng);
+
+  auto whole = fa.zero_stats();
+  const double ll_whole = fa.e_step(x, 0, 100, whole);
+  auto left = fa.zero_stats();
+  auto right = fa.zero_stats();
+  right.reference.array() += 10.0;  // another reference point
+  const double ll = fa.e_step(x, 0, 40, left) + fa.e_step(x, 40, 100, right);
+  left += right;
+  CHECK(ll == Approx(ll_whole).epsilon(1e-13));
+  CHECK(left.weight == whole.weight);
+  CHECK_THAT(Eigen::MatrixXd(left.sum_y), IsApprox(Eigen::MatrixXd(whole.sum_y), 1e-12, 1e-12));
+  CHECK_THAT(Eigen::MatrixXd(left.sum_yy), IsApprox(Eigen::MatrixXd(whole.sum_yy), 1e-12));
+  CHECK_THAT(left.sum_yz, IsApprox(whole.sum_yz, 1e-12, 1e-12));
+  CHECK_THAT(left.sum_zz, IsApprox(whole.sum_zz, 1e-13));
+
+  // Weight 2 on a column = the column twice.
+  Eigen::VectorXd w = Eigen::VectorXd::Ones(100);
+  w(3) = 2.0;
+  Eigen::MatrixXd xdup(5, 101);
+  xdup << x, x.col(3);
+  auto sw = fa.zero_stats();
+  auto sd = fa.zero_stats();
+  const double llw = fa.e_step(latent::observations(x, w), 0, 100, sw);
+  const double lld = fa.e_step(xdup, 0, 101, sd);
+  CHECK(llw == Approx(lld).epsilon(1e-13));
+  CHECK(sw.weight == sd.weight);
+  CHECK_THAT(sw.sum_yz, IsApprox(sd.sum_yz, 1e-12, 1e-12));
+  CHECK_THAT(sw.sum_zz, IsApprox(sd.sum_zz, 1e-12));
+  CHECK_THAT(latent::sample_moments::from_data(latent::observations(x, w)).covariance,
+             IsApprox(latent::sample_moments::from_data(xdup).covariance, 1e-12));
+}
+
+TEST_CASE("mean field: ELBO never decreases, stays below the log-likelihood, under-estimates variances",
+          "[factor_analysis][variational]") {
+  auto rng = latent_test::make_rng(8);
+  const Eigen::Index d = 10, k = 3, n = 1000;
+  const factor_analysis_params truth = make_params(d, k, rng);
+  const Eigen::MatrixXd x = simulate(truth, n, rng);
+  factor_analysis fa(k);
+  fa.initialize(x, rng);
+  const latent::mean_field family{.max_sweeps = 500, .tolerance = 1e-12};
+  latent::record_trace trace;
+  const auto fit = latent::variational_em(fa, x, family, {.max_iterations = 400, .tolerance = 1e-12}, trace);
+  CHECK(fit.decreases == 0);
+  for (std::size_t i = 1; i < trace.values.size(); ++i)
+    CHECK(trace.values[i] >= trace.values[i - 1] - 1e-12 * std::abs(trace.values[i]));
+
+  // At the fitted parameters: ELBO <= log p(x), with the gap the mean-field KL
+  // N/2 (sum_j log M_jj - log det M) (the means converge to the exact posterior means).
+  const double ll = fa.log_likelihood(x);
+  CHECK(fit.objective < ll);
+  const Eigen::MatrixXd cov = fa.posterior_covariance();
+  const Eigen::MatrixXd mprec = cov.inverse();
+  const double kl = 0.5 * (mprec.diagonal().array().log().sum() - std::log(mprec.determinant()));
+  CHECK(kl > 0.0);
+  CHECK(ll - fit.objective == Approx(static_cast<double>(n) * kl).epsilon(1e-6));
+
+  const auto q = fa.mean_field_posterior_of(x, family);
+  CHECK_THAT(q.means, IsApprox(fa.posterior_mean(x), 1e-9));
+  for (Eigen::Index j = 0; j < k; ++j) {
+    CHECK(q.variances(j) <= cov(j, j));
+    CHECK(q.variances(j) == Approx(1.0 / mprec(j, j)).epsilon(1e-10));
+  }
+  CHECK(q.elbo.sum() == Approx(fit.objective).epsilon(1e-10));
+}
+
+TEST_CASE("mean-field ELBO equals log p(x) - KL(q || p(z | x)) for any q the sweeps reach", "[factor_analysis][variational]") {
+  auto rng = latent_test::make_rng(9);
+  const factor_analysis_params p = make_params(6, 3, rng);
+  const factor_analysis fa(p);
+  const Eigen::MatrixXd x = simulate(p, 30, rng);
+  const Eigen::RowVectorXd ll = fa.log_likelihood_per_observation(x);
+  const Eigen::MatrixXd post_mean = fa.posterior_mean(x);
+  const Eigen::MatrixXd post_cov = fa.posterior_covariance();
+  const Eigen::MatrixXd prec = post_cov.inverse();
+  double previous = -std::numeric_limits<double>::infinity();
+  for (const std::size_t sweeps : {1u, 2u, 5u, 200u}) {
+    INFO("sweeps " << sweeps);
+    const auto q = fa.mean_field_posterior_of(x, {.max_sweeps = sweeps, .tolerance = 0.0});
+    // KL(N(m, S) || N(mu, C)) = 1/2 [tr(C^{-1} S) + (mu - m)^T C^{-1} (mu - m) - k + log det C - log det S].
+    for (Eigen::Index i = 0; i < x.cols(); ++i) {
+      const Eigen::VectorXd diff = post_mean.col(i) - q.means.col(i);
+      const double kl = 0.5 * ((prec.diagonal().array() * q.variances.array()).sum() + diff.dot(prec * diff) - 3.0 +
+                               std::log(post_cov.determinant()) - q.variances.array().log().sum());
+      CHECK(q.elbo(i) == Approx(ll(i) - kl).epsilon(1e-11));
+    }
+    CHECK(q.elbo.sum() >= previous);  // more sweeps, higher ELBO
+    previous = q.elbo.sum();
+  }
+}
+
+TEST_CASE("results do not depend on the thread count, bit for bit", "[factor_analysis][threads]") {
+  auto rng = latent_test::make_rng(10);
+  const factor_analysis_params truth = make_params(12, 3, rng);
+  const Eigen::MatrixXd x = simulate(truth, 3000, rng);
+  factor_analysis start(3);
+  start.initialize(x, rng);
+  for (const bool variational : {false, true}) {
+    INFO("variational " << variational);
+    latent::fit_result<factor_analysis_params> reference;
+    for (const int threads : {1, 2, 8}) {
+      factor_analysis fa(start.params());
+      const latent::em_options opts{.max_iterations = 15, .tolerance = 0.0, .threads = threads, .block_size = 256};
+      const auto fit = variational ? latent::variational_em(fa, x, latent::mean_field{.max_sweeps = 30}, opts)
+                                   : latent::em(fa, x, opts);
+      if (threads == 1) {
+        reference = fit;
+        continue;
+      }
+      INFO("threads " << threads);
+      CHECK(fit.trace == reference.trace);
+      CHECK(fit.params.loadings == reference.params.loadings);
+      CHECK(fit.params.uniquenesses == reference.params.uniquenesses);
+      CHECK(fit.params.mean == reference.params.mean);
+    }
+  }
+}
+
+TEST_CASE("Heywood cases and constant variables give no NaN", "[factor_analysis][heywood]") {
+  auto rng = latent_test::make_rng(11);
+  const Eigen::Index d = 6, k = 2, n = 600;
+  const factor_analysis_params truth = make_params(d, k, rng);
+  // x = Lambda z + mu + noise, with no noise at all on variable 0 (its unique variance is 0:
+  // the likelihood grows without bound as Psi_00 -> 0), and variable 3 constant.
+  const Eigen::MatrixXd z = latent::standard_normal(k, n, rng);
+  Eigen::MatrixXd noise = latent::standard_normal(d, n, rng);
+  noise.array().colwise() *= truth.uniquenesses.array().sqrt();
+  noise.row(0).setZero();
+  Eigen::MatrixXd x = (truth.loadings * z + noise).colwise() + truth.mean;
+  x.row(3).setConstant(4.0);
+  factor_analysis fa(k);
+  fa.initialize(x, rng);
+  const auto fit = latent::em(fa, x, {.max_iterations = 2000, .tolerance = 1e-12});
+  INFO("status " << latent::to_string(fit.status) << " " << fit.message);
+  CHECK(fit.status != latent::fit_status::numerical_issue);
+  CHECK(fit.decreases == 0);
+  CHECK(std::isfinite(fit.objective));
+  CHECK(fa.params().loadings.allFinite());
+  CHECK(fa.params().uniquenesses.allFinite());
+  CHECK(fa.log_likelihood_per_observation(x).allFinite());
+  const auto m = latent::sample_moments::from_data(x);
+  const Eigen::VectorXd floors = fa.uniqueness_floors(m.covariance.diagonal());
+  CHECK((fa.params().uniquenesses.array() >= floors.array() * (1.0 - 1e-9)).all());
+  // EM creeps towards the boundary Psi_00 = 0 (sub-linearly); the constant variable sits at
+  // its positive floor from the first M-step.
+  CHECK(fa.params().uniquenesses(0) < 0.02 * m.covariance(0, 0));
+  CHECK(floors(3) > 0.0);
+  CHECK(fa.params().uniquenesses(3) == Approx(floors(3)).epsilon(1e-6));
+
+  // Started in the Heywood corner (Psi_00 far below the floor): the M-step lands on the floor.
+  factor_analysis_params corner = fa.params();
+  corner.uniquenesses(0) = 1e-3 * floors(0);
+  factor_analysis at_corner(corner);
+  auto s = at_corner.zero_stats();
+  CHECK(std::isfinite(at_corner.e_step(x, 0, n, s)));
+  at_corner.m_step(s);
+  CHECK(at_corner.params().uniquenesses(0) == Approx(floors(0)).epsilon(1e-6));
+  CHECK(at_corner.params().loadings.allFinite());
+  CHECK(at_corner.log_likelihood_per_observation(x).allFinite());
+
+  const auto vfit = latent::variational_em(fa, x, latent::mean_field{}, {.max_iterations = 50});
+  CHECK(std::isfinite(vfit.objective));
+  CHECK(fa.params().loadings.allFinite());
+}
+
+TEST_CASE("sampling reproduces the implied covariance within its standard errors", "[factor_analysis]") {
+  auto rng = latent_test::make_rng(12);
+  const factor_analysis_params p = make_params(5, 2, rng);
+  const factor_analysis fa(p);
+  const Eigen::Index n = 20000;
+  const Eigen::MatrixXd x = fa.sample(n, rng);
+  const auto m = latent::sample_moments::from_data(x);
+  const Eigen::MatrixXd sigma = implied(p);
+  for (Eigen::Index i = 0; i < 5; ++i) {
+    CHECK(std::abs(m.mean(i) - p.mean(i)) <= 5.0 * std::sqrt(sigma(i, i) / static_cast<double>(n)));
+    for (Eigen::Index j = 0; j <= i; ++j) {
+      // Var of a sample covariance entry of a Gaussian: (S_ii S_jj + S_ij^2) / n.
+      const double se = std::sqrt((sigma(i, i) * sigma(j, j) + sigma(i, j) * sigma(i, j)) / static_cast<double>(n));
+      CHECK(std::abs(m.covariance(i, j) - sigma(i, j)) <= 5.0 * se);
+    }
+  }
+  // Same engine state, same sample.
+  auto r1 = latent_test::make_rng(99);
+  auto r2 = latent_test::make_rng(99);
+  CHECK(fa.sample(10, r1) == fa.sample(10, r2));
+}
+
+TEST_CASE("parameter counts, BIC and AIC", "[factor_analysis]") {
+  auto rng = latent_test::make_rng(13);
+  const factor_analysis_params p = make_params(10, 3, rng);
+  factor_analysis_params pi = p;
+  pi.uniquenesses.setConstant(0.7);
+  const factor_analysis fa(p);
+  const factor_analysis ppca(pi, {.noise = noise_model::isotropic});
+  CHECK(fa.num_parameters() == 30 - 3 + 10 + 10);
+  CHECK(ppca.num_parameters() == 30 - 3 + 10 + 1);
+  const Eigen::MatrixXd x = simulate(p, 100, rng);
+  const double ll = fa.log_likelihood(x);
+  CHECK(fa.bic(x) == Approx(-2.0 * ll + 47.0 * std::log(100.0)).epsilon(1e-14));
+  CHECK(fa.aic(x) == Approx(-2.0 * ll + 94.0).epsilon(1e-14));
+  const auto m = latent::sample_moments::from_data(x);
+  CHECK(fa.bic(m) == Approx(fa.bic(x)).epsilon(1e-11));
+  CHECK(fa.aic(m) == Approx(fa.aic(x)).epsilon(1e-11));
+}
+
+TEST_CASE("bad input is an invalid_argument naming the argument", "[factor_analysis][errors]") {
+  auto rng = latent_test::make_rng(14);
+  const factor_analysis_params p = make_params(5, 2, rng);
+  const Eigen::MatrixXd x = simulate(p, 50, rng);
+
+  require_invalid([] { factor_analysis(0); }, "'factors'");
+  require_invalid([] { factor_analysis(2, {.uniqueness_floor = 0.0}); }, "'uniqueness_floor'");
+  // k >= d
+  require_invalid([&] { factor_analysis fa(5); fa.initialize(x, rng); }, "factors");
+  require_invalid([&] { factor_analysis fa(5); fa.initialize_pca(x); }, "factors");
+  require_invalid([&] { factor_analysis::ppca_mle(latent::sample_moments::from_data(x), 5); }, "'k'");
+
+  factor_analysis fa(p);
+  SECTION("parameters") {
+    factor_analysis_params q = p;
+    q.mean.resize(4);
+    require_invalid([&] { fa.set_params(q); }, "'mean'");
+    q = p;
+    q.uniquenesses(1) = 0.0;
+    require_invalid([&] { fa.set_params(q); }, "'uniquenesses'");
+    q = p;
+    q.loadings(0, 0) = std::numeric_limits<double>::quiet_NaN();
+    require_invalid([&] { fa.set_params(q); }, "'loadings'");
+    q = p;
+    q.loadings.resize(5, 3);
+    q.loadings.setOnes();
+    require_invalid([&] { fa.set_params(q); }, "'loadings'");
+    factor_analysis ppca(2, {.noise = noise_model::isotropic});
+    require_invalid([&] { ppca.set_params(p); }, "'uniquenesses'");  // not all equal
+    CHECK(fa.params().mean == p.mean);  // unchanged after failures
+  }
+  SECTION("data") {
+    Eigen::MatrixXd bad = x;
+    bad(2, 7) = std::numeric_limits<double>::infinity();
+    require_invalid([&] { latent::em(fa, bad); }, "'x'");
+    require_invalid([&] { latent::variational_em(fa, bad, latent::mean_field{}); }, "'x'");
+    require_invalid([&] { latent::em(fa, Eigen::MatrixXd(x.topRows(4))); }, "'x'");
+    require_invalid([&] { fa.log_likelihood_per_observation(bad); }, "'x'");
+    require_invalid([&] { fa.posterior_mean(x.topRows(3)); }, "'x'");
+    require_invalid([&] { latent::sample_moments::from_data(bad); }, "'x'");
+    require_invalid([&] { fa.initialize(bad, rng); }, "'x'");
+    require_invalid([&] { latent::variational_em(fa, x, latent::mean_field{.max_sweeps = 0}); }, "'max_sweeps'");
+    require_invalid([&] { factor_analysis(2).posterior_covariance(); }, "no parameters");
+  }
+  SECTION("covariance matrices") {
+    const Eigen::MatrixXd s = latent::sample_moments::from_data(x).covariance;
+    Eigen::MatrixXd asym = s;
+    asym(0, 1) += 0.1;
+    require_invalid([&] { latent::sample_moments::from_covariance(asym, 50); }, "symmetric");
+    Eigen::MatrixXd indefinite = s;
+    indefinite(0, 0) = -1.0;
+    require_invalid([&] { latent::sample_moments::from_covariance(indefinite, 50); }, "positive semi-definite");
+    require_invalid([&] { latent::sample_moments::from_covariance(s.leftCols(4), 50); }, "'covariance'");
+    require_invalid([&] { latent::sample_moments::from_covariance(s, 0.0); }, "'count'");
+    require_invalid([&] { latent::sample_moments::from_covariance(s, 10, Eigen::VectorXd::Zero(3)); }, "'mean'");
+    Eigen::MatrixXd nan = s;
+    nan(1, 1) = std::numeric_limits<double>::quiet_NaN();
+    require_invalid([&] { latent::sample_moments::from_covariance(nan, 50); }, "'covariance'");
+    // A positive semi-definite but singular covariance is accepted.
+    const Eigen::VectorXd v = Eigen::VectorXd::Ones(5);
+    CHECK_NOTHROW(latent::sample_moments::from_covariance(v * v.transpose(), 10));
+    // ...but a moments view of another dimension is rejected.
+    auto view = fa.moment_model();
+    const auto m4 = latent::sample_moments::from_covariance(Eigen::MatrixXd::Identity(4, 4), 10);
+    require_invalid([&] { latent::em(view, m4); }, "'moments'");
+  }
+}
