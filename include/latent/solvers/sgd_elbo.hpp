@@ -53,7 +53,7 @@ enum class elbo_optimizer {
 /// | `num_samples` | reparameterized draws of eps per observation (> 0) | 1 |
 /// | `shuffle` | reshuffle the columns every epoch with the caller's engine | true |
 /// | `optimizer` | `elbo_optimizer::adam` or `elbo_optimizer::sgd` | adam |
-/// | `adam` | Adam's hyper-parameters | {1e-3, 0.9, 0.999, 1e-8} |
+/// | `adam` | Adam's hyper-parameters (`decay_t0 > 0` for a decaying rate) | {1e-3, 0.9, 0.999, 1e-8, 0, 0.5} |
 /// | `sgd` | the Robbins–Monro schedule | {1e-3, 100, 1} |
 /// | `patience` | stop (status `converged`) after this many epochs without an improvement of the monitored ELBO (the held-out ELBO if given, else the epoch estimate) by more than `min_improvement`; 0 = never | 0 |
 /// | `min_improvement` | the improvement `patience` requires (>= 0) | 0 |
@@ -189,6 +189,7 @@ sgd_elbo_result run_sgd_elbo(F& objective, H* held_out, const Eigen::VectorXd& p
   iteration_info info;
   Eigen::VectorXd last_good = params, best_params = params;
   double best_monitored = -std::numeric_limits<double>::infinity();
+  double reference = best_monitored;
   std::size_t stale = 0;
   double previous = 0.0;
 
@@ -221,13 +222,18 @@ sgd_elbo_result run_sgd_elbo(F& objective, H* held_out, const Eigen::VectorXd& p
     result.iterations = epoch;
     last_good = params;
 
-    if (monitored > best_monitored + opts.min_improvement || epoch == 0) {
-      best_monitored = monitored;
-      best_params = params;
-      result.best_epoch = epoch;
+    // `reference` moves only on an improvement larger than min_improvement (patience counts
+    // epochs since then); `best` is the plain maximum, whose parameters restore_best returns.
+    if (epoch == 0 || monitored > reference + opts.min_improvement) {
+      reference = monitored;
       stale = 0;
     } else {
       ++stale;
+    }
+    if (epoch == 0 || monitored > best_monitored) {
+      best_monitored = monitored;
+      best_params = params;
+      result.best_epoch = epoch;
     }
     info = {epoch, pass_value, epoch == 0 ? 0.0 : pass_value - previous, elapsed()};
     previous = pass_value;
