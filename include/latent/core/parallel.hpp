@@ -52,33 +52,44 @@ double reduce_blocks(Eigen::Index n, const parallel_options& opts, Zero&& zero, 
                      Stats& total) {
   const Eigen::Index bs = std::max<Eigen::Index>(1, opts.block_size);
   const Eigen::Index nblocks = (n + bs - 1) / bs;
-  if (nblocks <= 1) return n > 0 ? static_cast<double>(block(Eigen::Index{0}, n, total)) : 0.0;
+  if (nblocks == 0) return 0.0;
 
   std::vector<Stats> parts;
   parts.reserve(static_cast<std::size_t>(nblocks));
-  for (Eigen::Index b = 0; b < nblocks; ++b) parts.push_back(zero());
+  parts.push_back(std::move(total));  // block 0 adds straight into the running total
+  for (Eigen::Index b = 1; b < nblocks; ++b) parts.push_back(zero());
   std::vector<double> values(static_cast<std::size_t>(nblocks), 0.0);
   std::exception_ptr error;
 
 #if defined(_OPENMP)
   const int threads = std::min<int>(resolved_threads(opts), static_cast<int>(nblocks));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+#pragma omp parallel num_threads(threads)
+  {
+    // Eigen would otherwise start its own GEMM threads inside a one-thread region (whose
+    // nested regions are active), oversubscribing the cores. This sets the ICV of this
+    // region's threads only; the caller's setting is untouched.
+    omp_set_num_threads(1);
+#pragma omp for schedule(dynamic, 1)
 #endif
-  for (Eigen::Index b = 0; b < nblocks; ++b) {
-    try {
-      const Eigen::Index begin = b * bs, end = std::min(n, begin + bs);
-      values[static_cast<std::size_t>(b)] = block(begin, end, parts[static_cast<std::size_t>(b)]);
-    } catch (...) {
+    for (Eigen::Index b = 0; b < nblocks; ++b) {
+      try {
+        const Eigen::Index begin = b * bs, end = std::min(n, begin + bs);
+        values[static_cast<std::size_t>(b)] = block(begin, end, parts[static_cast<std::size_t>(b)]);
+      } catch (...) {
 #if defined(_OPENMP)
 #pragma omp critical(latent_reduce_blocks_error)
 #endif
-      if (!error) error = std::current_exception();
+        if (!error) error = std::current_exception();
+      }
     }
+#if defined(_OPENMP)
   }
+#endif
+  total = std::move(parts[0]);
   if (error) std::rethrow_exception(error);
 
-  double value = 0.0;
-  for (Eigen::Index b = 0; b < nblocks; ++b) {
+  double value = values[0];
+  for (Eigen::Index b = 1; b < nblocks; ++b) {
     total += parts[static_cast<std::size_t>(b)];
     value += values[static_cast<std::size_t>(b)];
   }

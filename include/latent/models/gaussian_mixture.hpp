@@ -95,7 +95,7 @@ struct gaussian_mixture_stats {
   Eigen::VectorXd center;                  ///< reference point c the moments are taken about
   Eigen::VectorXd counts;                  ///< K: N_k
   Eigen::MatrixXd sums;                    ///< d x K: s_k
-  std::vector<Eigen::MatrixXd> scatter;    ///< full: K lower-triangular d x d; tied: 1
+  Eigen::MatrixXd scatter;                 ///< full: K d x d blocks stacked (K d x d); tied: d x d
   Eigen::MatrixXd diagonal_scatter;        ///< diagonal/spherical: d x K, diag of S_k
 
   /// Merge statistics; if the other side was taken about another reference point, its
@@ -112,17 +112,18 @@ struct gaussian_mixture_stats {
       // x - c = (x - c_o) + delta with delta = c_o - c.
       const Eigen::VectorXd delta = o.center - center;
       const Eigen::MatrixXd sums_shifted = o.sums + delta * o.counts.transpose();
-      std::vector<Eigen::MatrixXd> scatter_shifted = o.scatter;
+      Eigen::MatrixXd scatter_shifted = o.scatter;
       Eigen::MatrixXd diag_shifted = o.diagonal_scatter;
+      const Eigen::Index d = delta.size();
       if (type == covariance_type::full) {
-        for (std::size_t k = 0; k < scatter_shifted.size(); ++k) {
-          const Eigen::VectorXd s = o.sums.col(static_cast<Eigen::Index>(k));
-          const double n = o.counts(static_cast<Eigen::Index>(k));
-          scatter_shifted[k] += s * delta.transpose() + delta * s.transpose() + n * delta * delta.transpose();
+        for (Eigen::Index k = 0; k < o.counts.size(); ++k) {
+          const Eigen::VectorXd s = o.sums.col(k);
+          scatter_shifted.middleRows(k * d, d) +=
+              s * delta.transpose() + delta * s.transpose() + o.counts(k) * delta * delta.transpose();
         }
       } else if (type == covariance_type::tied) {
         const Eigen::VectorXd s = o.sums.rowwise().sum();
-        scatter_shifted[0] += s * delta.transpose() + delta * s.transpose() + o.counts.sum() * delta * delta.transpose();
+        scatter_shifted += s * delta.transpose() + delta * s.transpose() + o.counts.sum() * delta * delta.transpose();
       } else {
         diag_shifted += 2.0 * (o.sums.array().colwise() * delta.array()).matrix() +
                         delta.array().square().matrix() * o.counts.transpose();
@@ -137,15 +138,15 @@ struct gaussian_mixture_stats {
   gaussian_mixture_stats& operator*=(double w) {
     counts *= w;
     sums *= w;
-    for (auto& s : scatter) s *= w;
+    scatter *= w;
     diagonal_scatter *= w;
     return *this;
   }
 
  private:
-  void add_moments(const Eigen::MatrixXd& s, const std::vector<Eigen::MatrixXd>& sc, const Eigen::MatrixXd& dsc) {
+  void add_moments(const Eigen::MatrixXd& s, const Eigen::MatrixXd& sc, const Eigen::MatrixXd& dsc) {
     sums += s;
-    for (std::size_t k = 0; k < scatter.size(); ++k) scatter[k] += sc[k];
+    if (scatter.size() > 0) scatter += sc;
     if (diagonal_scatter.size() > 0) diagonal_scatter += dsc;
   }
 };
@@ -254,38 +255,42 @@ class gaussian_mixture {
   stats_type zero_stats() const {
     require_params("gaussian_mixture::zero_stats");
     const Eigen::Index d = dim();
-    stats_type s;
-    s.type = type_;
-    s.center = c_.center;
-    s.counts = Eigen::VectorXd::Zero(k_);
-    s.sums = Eigen::MatrixXd::Zero(d, k_);
-    if (type_ == covariance_type::full) s.scatter.assign(static_cast<std::size_t>(k_), Eigen::MatrixXd::Zero(d, d));
-    if (type_ == covariance_type::tied) s.scatter.assign(1, Eigen::MatrixXd::Zero(d, d));
-    if (type_ == covariance_type::diagonal || type_ == covariance_type::spherical)
-      s.diagonal_scatter = Eigen::MatrixXd::Zero(d, k_);
-    return s;
+    return empty_stats(d, c_.center);
   }
 
   /// Adds the expected statistics of columns [begin, end) into `s` and returns their
   /// (weighted) log-likelihood sum_n w_n log p(x_n).
   double e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
     check_data(x, "gaussian_mixture::e_step");
-    const Eigen::Index b = end - begin;
-    if (b <= 0) return 0.0;
-    Eigen::MatrixXd xc = x.x().middleCols(begin, b).colwise() - s.center;
-    Eigen::MatrixXd r(k_, b);
-    log_joint(xc, s.center, r);
-    Eigen::RowVectorXd lse(b);
-    normalize_columns_log(r, lse);
-    double ll;
-    if (x.weighted()) {
-      const auto w = x.weights().segment(begin, b);
-      r.array().rowwise() *= w.transpose().array();
-      ll = lse.dot(w.transpose());
-    } else {
-      ll = lse.sum();
+    if (type_ == covariance_type::full) return e_step_full(x, begin, end, s);
+    // Work in chunks of columns small enough that the whitened block of every component stays
+    // in cache between the GEMM that makes it and the reductions that consume it. The chunk
+    // size is fixed, so the arithmetic does not depend on how the solver cut the blocks
+    // across threads.
+    const Eigen::Index chunk = type_ == covariance_type::full ? 256 : 1024;
+    const Eigen::Index d = dim();
+    const bool stacked = type_ == covariance_type::diagonal || type_ == covariance_type::spherical;
+    double ll = 0.0;
+    // One workspace per thread, kept between calls: buffers of a few hundred kB would
+    // otherwise be mapped and unmapped (page faults) for every block.
+    thread_local workspace ws;
+    for (Eigen::Index c0 = begin; c0 < end; c0 += chunk) {
+      const Eigen::Index b = std::min(chunk, end - c0);
+      ws.xc.resize(stacked ? 2 * d : d, b);
+      ws.xc.topRows(d) = x.x().middleCols(c0, b).colwise() - s.center;
+      ws.r.resize(k_, b);
+      log_joint(ws, s.center);
+      ws.lse.resize(b);
+      normalize_columns_log(ws.r, ws.lse);
+      if (x.weighted()) {
+        const auto w = x.weights().segment(c0, b);
+        ws.r.array().rowwise() *= w.transpose().array();
+        ll += ws.lse.dot(w.transpose());
+      } else {
+        ll += ws.lse.sum();
+      }
+      accumulate(ws, s);
     }
-    accumulate(xc, r, s);
     return ll;
   }
 
@@ -315,18 +320,18 @@ class gaussian_mixture {
       case covariance_type::full:
         for (Eigen::Index k = 0; k < k_; ++k) {
           if (!live[static_cast<std::size_t>(k)]) continue;
-          Eigen::MatrixXd c = s.scatter[static_cast<std::size_t>(k)] / s.counts(k);
-          c.triangularView<Eigen::StrictlyUpper>() = c.transpose();  // scatter holds the lower triangle
+          Eigen::MatrixXd c = s.scatter.middleRows(k * d, d) / s.counts(k);
           c -= m.col(k) * m.col(k).transpose();
+          c = (0.5 * (c + c.transpose())).eval();  // exact symmetry for the Cholesky
           c += opts_.reg_covar * id;
           p.covariances[static_cast<std::size_t>(k)] = c;
         }
         break;
       case covariance_type::tied: {
-        Eigen::MatrixXd c = s.scatter[0];
-        c.triangularView<Eigen::StrictlyUpper>() = c.transpose();
+        Eigen::MatrixXd c = s.scatter;
         for (Eigen::Index k = 0; k < k_; ++k) c -= s.counts(k) * m.col(k) * m.col(k).transpose();
         c /= total;
+        c = (0.5 * (c + c.transpose())).eval();
         c += opts_.reg_covar * id;
         for (auto& ck : p.covariances) ck = c;
         break;
@@ -397,18 +402,15 @@ class gaussian_mixture {
     }
     // One M-step from hard assignments to the nearest center, about the data mean.
     const Eigen::VectorXi lab = nearest(xm, centers);
-    stats_type s;
-    s.type = type_;
-    s.center = xm.rowwise().mean();
-    s.counts = Eigen::VectorXd::Zero(k_);
-    s.sums = Eigen::MatrixXd::Zero(d, k_);
-    if (type_ == covariance_type::full) s.scatter.assign(static_cast<std::size_t>(k_), Eigen::MatrixXd::Zero(d, d));
-    if (type_ == covariance_type::tied) s.scatter.assign(1, Eigen::MatrixXd::Zero(d, d));
-    if (type_ == covariance_type::diagonal || type_ == covariance_type::spherical)
-      s.diagonal_scatter = Eigen::MatrixXd::Zero(d, k_);
-    const Eigen::MatrixXd r = hard_assignments(x, lab);
-    const Eigen::MatrixXd xc = xm.colwise() - s.center;
-    accumulate(xc, r, s);
+    stats_type s = empty_stats(d, xm.rowwise().mean());
+    workspace ws;
+    const bool stacked = type_ == covariance_type::diagonal || type_ == covariance_type::spherical;
+    ws.xc.resize(stacked ? 2 * d : d, n);
+    ws.xc.topRows(d) = xm.colwise() - s.center;
+    if (stacked) ws.xc.bottomRows(d) = ws.xc.topRows(d).array().square();
+    ws.r = hard_assignments(x, lab);
+    accumulate(ws, s);
+    const Eigen::MatrixXd xc = ws.xc.topRows(d);
     // Provisional parameters so that m_step has a fallback for empty clusters: the centers
     // with the pooled data covariance.
     params_type start;
@@ -515,12 +517,24 @@ class gaussian_mixture {
     Eigen::VectorXd center;             ///< sum_k pi_k mu_k
     Eigen::MatrixXd whiten;             ///< full: K d x d stacked L_k^{-1}; tied: L^{-1}
     Eigen::MatrixXd offsets;            ///< full/tied: d x K, L_k^{-1} (mu_k - c)
-    Eigen::MatrixXd inv_var;            ///< diagonal/spherical: d x K, 1 / sigma_kj^2
-    Eigen::MatrixXd mean_inv_var;       ///< diagonal/spherical: d x K, (mu_kj - c_j) / sigma_kj^2
+    Eigen::MatrixXd coef;               ///< diagonal/spherical: K x 2d, [(mu_k - c) / sigma_k^2, -1 / (2 sigma_k^2)]
     Eigen::VectorXd log_const;          ///< K: log pi_k - d/2 log 2 pi - 1/2 log det Sigma_k (+ the
                                         ///< constant mean term for diagonal/spherical)
     std::vector<Eigen::MatrixXd> chol;  ///< Cholesky factors L_k (tied: one)
   };
+
+  stats_type empty_stats(Eigen::Index d, const Eigen::VectorXd& center) const {
+    stats_type s;
+    s.type = type_;
+    s.center = center;
+    s.counts = Eigen::VectorXd::Zero(k_);
+    s.sums = Eigen::MatrixXd::Zero(d, k_);
+    if (type_ == covariance_type::full) s.scatter = Eigen::MatrixXd::Zero(k_ * d, d);
+    if (type_ == covariance_type::tied) s.scatter = Eigen::MatrixXd::Zero(d, d);
+    if (type_ == covariance_type::diagonal || type_ == covariance_type::spherical)
+      s.diagonal_scatter = Eigen::MatrixXd::Zero(d, k_);
+    return s;
+  }
 
   /// K x N one-hot matrix of `labels`, scaled by the observation weights.
   Eigen::MatrixXd hard_assignments(const data_type& x, const Eigen::VectorXi& labels) const {
@@ -563,80 +577,169 @@ class gaussian_mixture {
       }
       if (!c.whiten.allFinite()) return false;
     } else {
-      c.inv_var.resize(d, k_);
-      c.mean_inv_var.resize(d, k_);
+      c.coef.resize(k_, 2 * d);
       c.chol.assign(static_cast<std::size_t>(k_), Eigen::MatrixXd());
       for (Eigen::Index k = 0; k < k_; ++k) {
         const Eigen::VectorXd v = p.covariances[static_cast<std::size_t>(k)].diagonal();
         if (!((v.array() > 0.0).all() && v.allFinite())) return false;
-        c.inv_var.col(k) = v.cwiseInverse();
+        const Eigen::VectorXd inv = v.cwiseInverse();
         const Eigen::VectorXd mc = p.means.col(k) - c.center;
-        c.mean_inv_var.col(k) = mc.cwiseProduct(c.inv_var.col(k));
+        c.coef.row(k).head(d) = mc.cwiseProduct(inv).transpose();
+        c.coef.row(k).tail(d) = -0.5 * inv.transpose();
         c.chol[static_cast<std::size_t>(k)] = v.cwiseSqrt().asDiagonal();
-        c.log_const(k) = log_w(k) - half_d_log_2pi - 0.5 * v.array().log().sum() - 0.5 * mc.dot(c.mean_inv_var.col(k));
+        c.log_const(k) = log_w(k) - half_d_log_2pi - 0.5 * v.array().log().sum() - 0.5 * mc.dot(mc.cwiseProduct(inv));
       }
     }
     return true;
   }
 
-  /// out (K x B) = log pi_k + log N(x_n | mu_k, Sigma_k) for the centered block xc = x - center.
-  /// `center` is the reference point of xc; it must be the cache's center (statistics created
-  /// by zero_stats of this model) or the log-densities are shifted accordingly.
-  void log_joint(Eigen::MatrixXd& xc, const Eigen::VectorXd& center, Eigen::MatrixXd& out) const {
+  /// E-step of the full-covariance model, in the transposed (observations as rows) layout
+  /// so that every reduction runs down contiguous columns. Per chunk of B columns:
+  ///   Z = [x_n - c, 1, (x_n - c)_i (x_n - c)_j for i >= j]   (B x P, P = d + 1 + d(d+1)/2),
+  ///   Y = Z[:, 0..d] W  with W = [L_1^{-T} ... L_K^{-T}; -o_1^T ... -o_K^T], o_k = L_k^{-1}(mu_k - c),
+  ///       so that Y's k-th column block is the whitened residual L_k^{-1}(x_n - mu_k) (one GEMM),
+  ///   log-joint_nk = log_const_k - ||Y_nk||^2 / 2,  responsibilities by `normalize_columns_log`,
+  ///   A += Z^T R^T  (P x K, one GEMM): counts, sums and the lower triangles of the scatters.
+  double e_step_full(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
+    const Eigen::Index d = dim(), p = d + 1 + d * (d + 1) / 2;
+    if (s.center.size() != d)
+      detail::throw_invalid("gaussian_mixture::e_step", "statistics belong to a mixture of another dimension");
+    // Fixed chunk size: the arithmetic does not depend on how the solver cut the blocks.
+    constexpr Eigen::Index chunk = 256;
+    thread_local workspace ws;
+    // The whitening of every component with its offset about the statistics' reference point.
+    ws.w.resize(d + 1, k_ * d);
+    ws.w.topRows(d) = c_.whiten.transpose();
+    const bool shift = s.center != c_.center;
+    for (Eigen::Index k = 0; k < k_; ++k) {
+      if (shift)
+        ws.w.row(d).segment(k * d, d) =
+            -(c_.offsets.col(k) + c_.whiten.middleRows(k * d, d) * (c_.center - s.center)).transpose();
+      else
+        ws.w.row(d).segment(k * d, d) = -c_.offsets.col(k).transpose();
+    }
+    ws.acc.setZero(p, k_);
+    double ll = 0.0;
+    for (Eigen::Index c0 = begin; c0 < end; c0 += chunk) {
+      const Eigen::Index b = std::min(chunk, end - c0);
+      ws.z.resize(b, p);
+      ws.z.leftCols(d) = (x.x().middleCols(c0, b).colwise() - s.center).transpose();
+      ws.z.col(d).setOnes();
+      ws.y.noalias() = ws.z.leftCols(d + 1) * ws.w;
+      ws.r.resize(k_, b);
+      ws.nrm.resize(b);
+      for (Eigen::Index k = 0; k < k_; ++k) {
+        ws.nrm = ws.y.col(k * d).array().square();
+        for (Eigen::Index i = 1; i < d; ++i) ws.nrm.array() += ws.y.col(k * d + i).array().square();
+        ws.r.row(k) = (c_.log_const(k) - 0.5 * ws.nrm.array()).matrix().transpose();
+      }
+      ws.lse.resize(b);
+      normalize_columns_log(ws.r, ws.lse);
+      if (x.weighted()) {
+        const auto w = x.weights().segment(c0, b);
+        ws.r.array().rowwise() *= w.transpose().array();
+        ll += ws.lse.dot(w.transpose());
+      } else {
+        ll += ws.lse.sum();
+      }
+      Eigen::Index col = d + 1;
+      for (Eigen::Index j = 0; j < d; ++j)
+        for (Eigen::Index i = j; i < d; ++i) ws.z.col(col++) = ws.z.col(i).cwiseProduct(ws.z.col(j));
+      ws.acc.noalias() += ws.z.transpose() * ws.r.transpose();
+    }
+    s.counts += ws.acc.row(d).transpose();
+    s.sums += ws.acc.topRows(d);
+    for (Eigen::Index k = 0; k < k_; ++k) {
+      auto sk = s.scatter.middleRows(k * d, d);
+      Eigen::Index col = d + 1;
+      for (Eigen::Index j = 0; j < d; ++j)
+        for (Eigen::Index i = j; i < d; ++i) {
+          const double v = ws.acc(col++, k);
+          sk(i, j) += v;
+          if (i != j) sk(j, i) += v;
+        }
+    }
+    return ll;
+  }
+
+  /// Buffers of one chunk of columns (reused across chunks of an E-step).
+  struct workspace {
+    Eigen::MatrixXd z;        ///< full: B x P chunk features (see e_step_full)
+    Eigen::MatrixXd w;        ///< full: (d + 1) x K d whitening with offsets
+    Eigen::MatrixXd acc;      ///< full: P x K accumulated Z^T R^T
+    Eigen::VectorXd nrm;      ///< full: B squared norms of one component
+    Eigen::MatrixXd xc;       ///< d x B (diagonal/spherical: 2d x B, the chunk over its squares),
+                              ///< the chunk minus the statistics' reference point
+    Eigen::MatrixXd y;        ///< full: B x K d whitened chunk (e_step) or K d x B (posterior); tied: d x B
+    Eigen::MatrixXd r;        ///< K x B: log-joint, then (weighted) responsibilities
+    Eigen::RowVectorXd lse;   ///< 1 x B: log p(x_n)
+    Eigen::MatrixXd t;        ///< full: K d x B responsibility-scaled copies of the chunk
+  };
+
+  /// ws.r (K x B) = log pi_k + log N(x_n | mu_k, Sigma_k) for the chunk ws.xc = x - center.
+  /// `center` is the reference point of ws.xc; if it is not this model's center (statistics
+  /// created elsewhere), the chunk is shifted for the densities and shifted back afterwards.
+  void log_joint(workspace& ws, const Eigen::VectorXd& center) const {
     if (center.size() != c_.center.size())
       detail::throw_invalid("gaussian_mixture::e_step", "statistics belong to a mixture of another dimension");
-    if (center != c_.center) xc.colwise() += center - c_.center;  // re-center on this model's center
-    const Eigen::Index d = xc.rows(), b = xc.cols();
+    const bool shift = center != c_.center;
+    const Eigen::Index d = center.size();
+    if (shift) ws.xc.topRows(d).colwise() += center - c_.center;
+    Eigen::MatrixXd& out = ws.r;
     if (type_ == covariance_type::full) {
-      // One GEMM whitens the block for every component: y_k = L_k^{-1} (x - c) - L_k^{-1} (mu_k - c).
-      Eigen::MatrixXd y(k_ * d, b);
-      y.noalias() = c_.whiten * xc;
+      // One GEMM whitens the chunk for every component: y_k = L_k^{-1} (x - c) - L_k^{-1} (mu_k - c).
+      ws.y.noalias() = c_.whiten * ws.xc;
       for (Eigen::Index k = 0; k < k_; ++k) {
-        auto yk = y.middleRows(k * d, d);
+        auto yk = ws.y.middleRows(k * d, d);
         yk.colwise() -= c_.offsets.col(k);
         out.row(k) = (c_.log_const(k) - 0.5 * yk.colwise().squaredNorm().array()).matrix();
       }
     } else if (type_ == covariance_type::tied) {
-      Eigen::MatrixXd y(d, b);
-      y.noalias() = c_.whiten * xc;
+      ws.y.noalias() = c_.whiten * ws.xc;
       for (Eigen::Index k = 0; k < k_; ++k)
-        out.row(k) = (c_.log_const(k) - 0.5 * (y.colwise() - c_.offsets.col(k)).colwise().squaredNorm().array()).matrix();
+        out.row(k) = (c_.log_const(k) - 0.5 * (ws.y.colwise() - c_.offsets.col(k)).colwise().squaredNorm().array()).matrix();
     } else {
-      // sum_j (x_j - m_j)^2 / v_j = x^2 . (1/v) - 2 x . (m/v) + m^2 . (1/v); the last term is in log_const.
-      const Eigen::MatrixXd sq = xc.array().square().matrix();
-      out.noalias() = c_.inv_var.transpose() * sq;
-      out *= -0.5;
-      out.noalias() += c_.mean_inv_var.transpose() * xc;
+      // sum_j (x_j - m_j)^2 / v_j = x^2 . (1/v) - 2 x . (m/v) + m^2 . (1/v), the last term in
+      // log_const: one GEMM of the coefficients with the chunk stacked over its squares.
+      auto top = ws.xc.topRows(d);
+      ws.xc.bottomRows(d) = top.array().square();
+      out.noalias() = c_.coef * ws.xc;
       out.colwise() += c_.log_const;
     }
-    if (center != c_.center) xc.colwise() -= center - c_.center;
+    if (shift) {
+      ws.xc.topRows(d).colwise() -= center - c_.center;
+      if (type_ == covariance_type::diagonal || type_ == covariance_type::spherical)
+        ws.xc.bottomRows(d) = ws.xc.topRows(d).array().square();
+    }
   }
 
-  /// s += statistics of the centered block xc with (already weighted) responsibilities r.
-  void accumulate(const Eigen::MatrixXd& xc, const Eigen::MatrixXd& r, stats_type& s) const {
-    const Eigen::Index d = xc.rows();
-    s.counts.noalias() += r.rowwise().sum();
-    s.sums.noalias() += xc * r.transpose();
+  /// s += statistics of the chunk ws.xc with (already weighted) responsibilities ws.r.
+  void accumulate(workspace& ws, stats_type& s) const {
+    const Eigen::Index d = s.center.size(), b = ws.xc.cols();
+    s.counts.noalias() += ws.r.rowwise().sum();
+    if (type_ != covariance_type::diagonal && type_ != covariance_type::spherical)
+      s.sums.noalias() += ws.xc * ws.r.transpose();
     switch (type_) {
-      case covariance_type::full: {
-        Eigen::MatrixXd t(d, xc.cols());
-        for (Eigen::Index k = 0; k < k_; ++k) {
-          // Symmetric rank-B update with sqrt(r)-scaled columns: half the flops of a GEMM.
-          t = xc.array().rowwise() * r.row(k).array().sqrt();
-          s.scatter[static_cast<std::size_t>(k)].selfadjointView<Eigen::Lower>().rankUpdate(t);
-        }
+      case covariance_type::full:
+        // All K scatter matrices in one GEMM: [r_1 .* x; ...; r_K .* x] x^T.
+        ws.t.resize(k_ * d, b);
+        for (Eigen::Index k = 0; k < k_; ++k)
+          ws.t.middleRows(k * d, d) = ws.xc.array().rowwise() * ws.r.row(k).array();
+        s.scatter.noalias() += ws.t * ws.xc.transpose();
         break;
-      }
-      case covariance_type::tied: {
+      case covariance_type::tied:
         // sum_k r_nk is the observation's weight w_n.
-        const Eigen::MatrixXd t = xc.array().rowwise() * r.colwise().sum().array().sqrt();
-        s.scatter[0].selfadjointView<Eigen::Lower>().rankUpdate(t);
+        ws.t = ws.xc.array().rowwise() * ws.r.colwise().sum().array();
+        s.scatter.noalias() += ws.t * ws.xc.transpose();
+        break;
+      case covariance_type::diagonal:
+      case covariance_type::spherical: {
+        // Sums and diagonal scatter in one GEMM: [x; x^2] r^T.
+        const Eigen::MatrixXd both = ws.xc * ws.r.transpose();
+        s.sums += both.topRows(d);
+        s.diagonal_scatter += both.bottomRows(d);
         break;
       }
-      case covariance_type::diagonal:
-      case covariance_type::spherical:
-        s.diagonal_scatter.noalias() += xc.array().square().matrix() * r.transpose();
-        break;
     }
   }
 
@@ -645,11 +748,15 @@ class gaussian_mixture {
     require_params(fn);
     detail::require_rows(x, dim(), fn, "x");
     detail::require_finite(x, fn, "x");
-    Eigen::MatrixXd xc = x.colwise() - c_.center;
-    r.resize(k_, x.cols());
+    workspace ws;
+    const bool stacked = type_ == covariance_type::diagonal || type_ == covariance_type::spherical;
+    ws.xc.resize(stacked ? 2 * dim() : dim(), x.cols());
+    ws.xc.topRows(dim()) = x.colwise() - c_.center;
+    ws.r.resize(k_, x.cols());
+    log_joint(ws, c_.center);
     lse.resize(x.cols());
-    log_joint(xc, c_.center, r);
-    normalize_columns_log(r, lse);
+    normalize_columns_log(ws.r, lse);
+    r = std::move(ws.r);
   }
 
   void require_params(std::string_view fn) const {

@@ -1,0 +1,33 @@
+#pragma once
+/// @file
+/// Umbrella header: every public header of latent, and nothing else.
+
+#include <latent/version.hpp>
+
+#include <latent/core/callbacks.hpp>
+#include <latent/core/concepts.hpp>
+#include <latent/core/elbo_concepts.hpp>
+#include <latent/core/error.hpp>
+#include <latent/core/fit_result.hpp>
+#include <latent/core/gaussian.hpp>
+#include <latent/core/numerics.hpp>
+#include <latent/core/observations.hpp>
+#include <latent/core/parallel.hpp>
+#include <latent/core/random.hpp>
+#include <latent/core/variational_families.hpp>
+
+#include <latent/io/csv.hpp>
+
+#include <latent/optim/adam.hpp>
+#include <latent/optim/sgd.hpp>
+
+#include <latent/solvers/em.hpp>
+#include <latent/solvers/sgd_elbo.hpp>
+#include <latent/solvers/variational_em.hpp>
+
+#include <latent/models/discrete_bayes_net.hpp>
+#include <latent/models/factor_analysis.hpp>
+#include <latent/models/gaussian_mixture.hpp>
+#include <latent/models/linear_vae.hpp>
+#include <latent/models/neyman_scott.hpp>
+#include <latent/models/neyman_scott_elbo.hpp>

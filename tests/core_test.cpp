@@ -1,0 +1,330 @@
+// Core: numerics, densities, observations, CSV, callbacks, the block reducer and the EM loop.
+#include <latent/core/callbacks.hpp>
+#include <latent/core/concepts.hpp>
+#include <latent/core/error.hpp>
+#include <latent/core/fit_result.hpp>
+#include <latent/core/gaussian.hpp>
+#include <latent/core/numerics.hpp>
+#include <latent/core/observations.hpp>
+#include <latent/core/parallel.hpp>
+#include <latent/core/random.hpp>
+#include <latent/io/csv.hpp>
+#include <latent/solvers/em.hpp>
+#include <latent/solvers/variational_em.hpp>
+
+#include "support/test_support.hpp"
+
+#include <Eigen/LU>
+
+#include <limits>
+#include <sstream>
+
+using latent_test::IsApprox;
+using latent_test::make_rng;
+
+namespace {
+
+constexpr double inf = std::numeric_limits<double>::infinity();
+
+// A toy EM model: x_n ~ N(mean, 1) with no latent variable, so EM reaches the sample mean in
+// one step. Failures can be injected to exercise the solver's recovery.
+struct toy_model {
+  struct params_type {
+    double mean = 0.0;
+  };
+  struct stats_type {
+    double n = 0.0, sum = 0.0;
+    stats_type& operator+=(const stats_type& o) {
+      n += o.n;
+      sum += o.sum;
+      return *this;
+    }
+    stats_type& operator*=(double w) {
+      n *= w;
+      sum *= w;
+      return *this;
+    }
+  };
+  using data_type = latent::observations;
+
+  params_type p;
+  int m_steps = 0;
+  int fail_m_step_at = -1;      // throw numerical_error on this M-step (1-based)
+  double nan_after_mean = inf;  // e_step returns NaN once the mean exceeds this
+  double shrink = 1.0;          // M-step moves only this fraction of the way (slow convergence)
+
+  const params_type& params() const { return p; }
+  void set_params(const params_type& q) { p = q; }
+  Eigen::Index num_observations(const data_type& x) const { return x.size(); }
+  stats_type zero_stats() const { return {}; }
+  double e_step(const data_type& x, Eigen::Index b, Eigen::Index e, stats_type& s) const {
+    if (p.mean > nan_after_mean) return std::numeric_limits<double>::quiet_NaN();
+    const auto xs = x.x().row(0).segment(b, e - b).array();
+    s.n += double(e - b);
+    s.sum += xs.sum();
+    return (-0.5 * latent::log_two_pi - 0.5 * (xs - p.mean).square()).sum();
+  }
+  void m_step(const stats_type& s) {
+    ++m_steps;
+    if (m_steps == fail_m_step_at) throw latent::numerical_error("injected failure");
+    p.mean += shrink * (s.sum / s.n - p.mean);
+  }
+};
+static_assert(latent::EMModel<toy_model>);
+
+struct counting_callback {
+  int begins = 0, iterations = 0, ends = 0;
+  void on_begin() { ++begins; }
+  void on_iteration(const latent::iteration_info&) { ++iterations; }
+  void on_end(const latent::iteration_info&) { ++ends; }
+};
+
+struct stop_at_two {
+  bool on_iteration(const latent::iteration_info& i) { return i.iteration == 2; }
+};
+
+}  // namespace
+
+TEST_CASE("log_sum_exp: values, empty input and infinities", "[core][numerics]") {
+  Eigen::VectorXd v(3);
+  v << 1.0, 2.0, 3.0;
+  CHECK(latent::log_sum_exp(v) == Approx(std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0))).epsilon(1e-15));
+  v << 1000.0, 1000.0, -inf;  // huge magnitudes: no overflow
+  CHECK(latent::log_sum_exp(v) == Approx(1000.0 + std::log(2.0)).epsilon(1e-15));
+  v << -1000.0, -1001.0, -inf;
+  CHECK(latent::log_sum_exp(v) == Approx(-1000.0 + std::log1p(std::exp(-1.0))).epsilon(1e-15));
+  CHECK(latent::log_sum_exp(Eigen::VectorXd()) == -inf);
+  v.setConstant(-inf);
+  CHECK(latent::log_sum_exp(v) == -inf);
+  v << 0.0, inf, 1.0;
+  CHECK(latent::log_sum_exp(v) == inf);
+  CHECK(latent::log_sum_exp(Eigen::VectorXd::Constant(1, 0.25)) == 0.25);
+}
+
+TEST_CASE("normalize_columns_log: distributions, -inf columns and strided blocks", "[core][numerics]") {
+  Eigen::MatrixXd big = Eigen::MatrixXd::Zero(5, 4);
+  big.topRows(3) << 0, -inf, 1, -1000, 1, -inf, 1, 0, 2, -inf, 1, -2000;
+  Eigen::RowVectorXd lse(4);
+  // A block of a larger matrix has an outer stride; the result must not depend on it.
+  latent::normalize_columns_log(big.topRows(3), lse);
+  const Eigen::MatrixXd p = big.topRows(3);
+  CHECK(lse(0) == Approx(std::log(1 + std::exp(1.0) + std::exp(2.0))).epsilon(1e-15));
+  CHECK(lse(1) == -inf);
+  CHECK(p.col(1).isZero(0.0));
+  CHECK(lse(2) == Approx(1 + std::log(3.0)).epsilon(1e-15));
+  CHECK(p(1, 3) == 1.0);  // others are below e^-600 relative: exactly 0
+  CHECK(p(0, 3) == 0.0);
+  CHECK(big.bottomRows(2).isZero(0.0));  // rows outside the block untouched
+  for (int j : {0, 2, 3}) CHECK(p.col(j).sum() == Approx(1.0).epsilon(1e-15));
+  CHECK(p(0, 0) == Approx(1.0 / (1 + std::exp(1.0) + std::exp(2.0))).epsilon(1e-14));
+}
+
+TEST_CASE("Gaussian densities agree with direct formulas", "[core][gaussian]") {
+  auto rng = make_rng(1);
+  const Eigen::MatrixXd x = latent::standard_normal(3, 7, rng);
+  Eigen::Matrix3d a;
+  a << 2, 0, 0, 0.5, 1, 0, -0.3, 0.2, 0.7;
+  const Eigen::Matrix3d sigma = a * a.transpose();
+  const Eigen::Vector3d mu(0.1, -0.2, 0.3);
+  const latent::cholesky_result ch = latent::regularized_cholesky(sigma);
+  REQUIRE(ch.ok);
+  const Eigen::RowVectorXd l = latent::mvn_log_density(x, mu, ch.llt);
+  const Eigen::Matrix3d inv = sigma.inverse();
+  for (int n = 0; n < 7; ++n) {
+    const Eigen::Vector3d r = x.col(n) - mu;
+    const double direct = -1.5 * std::log(2 * M_PI) - 0.5 * std::log(sigma.determinant()) - 0.5 * r.dot(inv * r);
+    CHECK(l(n) == Approx(direct).epsilon(1e-13));
+  }
+  const Eigen::Vector3d v(0.5, 2.0, 1.5);
+  const Eigen::RowVectorXd ld = latent::mvn_diag_log_density(x, mu, v);
+  const Eigen::Matrix3d dsig = v.asDiagonal();
+  const latent::cholesky_result dch = latent::regularized_cholesky(dsig);
+  CHECK_THAT(Eigen::MatrixXd(ld), IsApprox(latent::mvn_log_density(x, mu, dch.llt), 1e-14));
+  const Eigen::ArrayXXd n1 = latent::normal_log_density(x.array(), 0.5, 2.0);
+  CHECK(n1(1, 2) == Approx(-0.5 * std::log(2 * M_PI * 2.0) - 0.25 * std::pow(x(1, 2) - 0.5, 2)).epsilon(1e-14));
+}
+
+TEST_CASE("regularized_cholesky: ridge and failure", "[core][numerics]") {
+  Eigen::Matrix2d singular;
+  singular << 1, 1, 1, 1;
+  CHECK_FALSE(latent::regularized_cholesky(singular).ok);
+  const auto r = latent::regularized_cholesky(singular, {.ridge = 1e-3});
+  REQUIRE(r.ok);
+  CHECK(latent::log_det_from_cholesky(r.llt) == Approx(std::log((1 + 1e-3) * (1 + 1e-3) - 1)).epsilon(1e-12));
+  CHECK_FALSE(latent::regularized_cholesky(-Eigen::Matrix2d::Identity()).ok);
+  Eigen::Matrix2d nan_matrix = Eigen::Matrix2d::Identity();
+  nan_matrix(0, 0) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_FALSE(latent::regularized_cholesky(nan_matrix).ok);
+}
+
+TEST_CASE("sample_categorical follows its weights (chi-square)", "[core][random]") {
+  auto rng = make_rng(2);
+  Eigen::Vector4d w(1.0, 2.0, 0.0, 5.0);
+  Eigen::Vector4d counts = Eigen::Vector4d::Zero();
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) counts(latent::sample_categorical(w, rng)) += 1;
+  CHECK(counts(2) == 0);
+  double chi2 = 0;
+  for (int k : {0, 1, 3}) {
+    const double e = n * w(k) / w.sum();
+    chi2 += (counts(k) - e) * (counts(k) - e) / e;
+  }
+  CHECK(chi2 < latent_test::chi_square_critical(2));
+  // Standard normal draws: mean and variance within 5 standard errors.
+  const Eigen::MatrixXd z = latent::standard_normal(1, n, rng);
+  CHECK(std::abs(z.mean()) < 5.0 / std::sqrt(double(n)));
+  CHECK(std::abs(z.array().square().mean() - 1.0) < 5.0 * std::sqrt(2.0 / n));
+}
+
+TEST_CASE("observations: weights and validation", "[core][observations]") {
+  Eigen::MatrixXd x(2, 3);
+  x << 1, 2, 3, 4, 5, 6;
+  const latent::observations plain(x);
+  CHECK(plain.size() == 3);
+  CHECK(plain.dim() == 2);
+  CHECK_FALSE(plain.weighted());
+  CHECK(plain.total_weight() == 3.0);
+  const Eigen::Vector3d w(0.5, 0.0, 2.0);
+  const latent::observations weighted(x, w);
+  CHECK(weighted.total_weight() == 2.5);
+  CHECK(weighted.weight(2) == 2.0);
+  CHECK(weighted.x().data() == x.data());  // a view, not a copy
+  CHECK_THROWS_WITH(latent::observations(x, Eigen::Vector2d(1, 1)), Catch::Contains("one entry per column"));
+  CHECK_THROWS_WITH(latent::observations(x, Eigen::Vector3d(1, inf, 1)), Catch::Contains("entry 1"));
+}
+
+TEST_CASE("CSV: parse, orientation and errors", "[core][io]") {
+  std::istringstream good("\"a\",\"b\"\n1,2.5\n\n3,-4e2\r\n");
+  const latent::csv_table t = latent::parse_csv(good);
+  REQUIRE(t.names == std::vector<std::string>{"a", "b"});
+  REQUIRE(t.data.rows() == 2);
+  REQUIRE(t.data.cols() == 2);
+  CHECK(t.data(1, 0) == 2.5);
+  CHECK(t.data(1, 1) == -400.0);
+  std::istringstream ragged("a,b\n1,2\n3\n");
+  CHECK_THROWS_WITH(latent::parse_csv(ragged), Catch::Contains("line 3 has 1 fields"));
+  std::istringstream text("a,b\n1,x\n");
+  CHECK_THROWS_WITH(latent::parse_csv(text), Catch::Contains("field 'b' is not a number"));
+  CHECK_THROWS_AS(latent::read_csv("/nonexistent/file.csv"), latent::invalid_argument);
+}
+
+TEST_CASE("reduce_blocks: fixed blocks, any thread count, exceptions propagate", "[core][parallel]") {
+  auto rng = make_rng(3);
+  const Eigen::RowVectorXd v = latent::standard_normal(1, 10007, rng) * 1e8;
+  struct sum_stats {
+    double s = 0.0;
+    sum_stats& operator+=(const sum_stats& o) {
+      s += o.s;
+      return *this;
+    }
+  };
+  std::vector<double> results;
+  for (int threads : {1, 2, 3, 8}) {
+    sum_stats total;
+    const double value = latent::detail::reduce_blocks(
+        v.size(), {threads, 100}, [] { return sum_stats{}; },
+        [&](Eigen::Index b, Eigen::Index e, sum_stats& s) {
+          s.s += v.segment(b, e - b).sum();
+          return double(e - b);
+        },
+        total);
+    CHECK(value == double(v.size()));
+    results.push_back(total.s);
+  }
+  for (double r : results) CHECK(r == results[0]);  // bit for bit
+  sum_stats total;
+  CHECK_THROWS_AS(latent::detail::reduce_blocks(
+                      v.size(), {2, 100}, [] { return sum_stats{}; },
+                      [&](Eigen::Index b, Eigen::Index, sum_stats&) -> double {
+                        if (b == 5000) throw latent::numerical_error("block failed");
+                        return 0.0;
+                      },
+                      total),
+                  latent::numerical_error);
+}
+
+TEST_CASE("em: converges, traces and notifies callbacks", "[core][em]") {
+  auto rng = make_rng(4);
+  const Eigen::MatrixXd x = latent::standard_normal(1, 1000, rng).array() + 3.0;
+  toy_model m;
+  m.shrink = 0.5;  // halves the distance every iteration: a geometric approach
+  counting_callback count;
+  latent::record_trace trace;
+  const auto fit = latent::em(m, x, {.tolerance = 1e-12}, count, trace);
+  CHECK(fit.converged());
+  CHECK(fit.decreases == 0);
+  CHECK(fit.params.mean == Approx(x.mean()).epsilon(1e-6));
+  CHECK(fit.trace.size() == fit.iterations + 1);
+  CHECK(trace.values == fit.trace);
+  CHECK(count.begins == 1);
+  CHECK(count.ends == 1);
+  CHECK(count.iterations == static_cast<int>(fit.trace.size()));
+  CHECK(fit.objective == fit.trace.back());
+  // The objective is the log-likelihood of the returned parameters.
+  CHECK(fit.objective == Approx((-0.5 * latent::log_two_pi - 0.5 * (x.array() - fit.params.mean).square()).sum()).epsilon(1e-13));
+  CHECK(fit.seconds >= 0.0);
+}
+
+TEST_CASE("em: stopping by callback, by early stopping and by the iteration budget", "[core][em]") {
+  auto rng = make_rng(5);
+  const Eigen::MatrixXd x = latent::standard_normal(1, 100, rng);
+  toy_model m;
+  m.shrink = 0.1;
+  const auto a = latent::em(m, x, {}, stop_at_two{});
+  CHECK(a.status == latent::fit_status::stopped_by_callback);
+  CHECK(a.iterations == 2);
+  toy_model m2;
+  m2.shrink = 0.1;
+  const auto b = latent::em(m2, x, {.max_iterations = 3});
+  CHECK(b.status == latent::fit_status::max_iterations);
+  CHECK(b.trace.size() == 4);
+  CHECK(m2.m_steps == 3);
+  toy_model m3;
+  m3.shrink = 0.1;
+  const auto c = latent::em(m3, x, {.tolerance = 0.0}, latent::early_stopping{.patience = 2, .min_improvement = 1e3});
+  CHECK(c.status == latent::fit_status::stopped_by_callback);
+  CHECK(c.iterations == 2);
+  std::ostringstream out;
+  toy_model m4;
+  latent::em(m4, x, {}, latent::print_progress(out));
+  CHECK_THAT(out.str(), Catch::Contains("     0"));
+}
+
+TEST_CASE("em: numerical trouble stops with a status and keeps the last good parameters", "[core][em]") {
+  const Eigen::MatrixXd x = Eigen::RowVectorXd::LinSpaced(50, 9.0, 11.0);
+  SECTION("M-step failure") {
+    toy_model m;
+    m.shrink = 0.5;
+    m.fail_m_step_at = 3;
+    const auto fit = latent::em(m, x);
+    CHECK(fit.status == latent::fit_status::numerical_issue);
+    CHECK_THAT(fit.message, Catch::Contains("injected failure") && Catch::Contains("iteration 3"));
+    CHECK(fit.params.mean == Approx(10.0 * 0.75).epsilon(1e-14));  // after two half steps from 0
+    CHECK(m.p.mean == fit.params.mean);
+  }
+  SECTION("non-finite objective") {
+    toy_model m;
+    m.shrink = 0.5;
+    m.nan_after_mean = 6.0;  // the third parameter value (7.5) gives NaN
+    const auto fit = latent::em(m, x);
+    CHECK(fit.status == latent::fit_status::numerical_issue);
+    CHECK(fit.params.mean == Approx(5.0).epsilon(1e-14));  // half way from 0 to the sample mean 10
+    CHECK(m.p.mean == fit.params.mean);  // restored
+    CHECK(fit.trace.size() == 2);
+  }
+}
+
+TEST_CASE("em: option validation names the option", "[core][em]") {
+  const Eigen::MatrixXd x = Eigen::RowVectorXd::LinSpaced(10, 0.0, 1.0);
+  toy_model m;
+  CHECK_THROWS_WITH(latent::em(m, x, {.max_iterations = 0}), Catch::Contains("max_iterations"));
+  CHECK_THROWS_WITH(latent::em(m, x, {.tolerance = std::numeric_limits<double>::quiet_NaN()}), Catch::Contains("tolerance"));
+  CHECK_THROWS_WITH(latent::em(m, x, {.threads = -1}), Catch::Contains("threads"));
+  CHECK_THROWS_WITH(latent::em(m, x, {.block_size = 0}), Catch::Contains("block_size"));
+  CHECK_THROWS_WITH(latent::em(m, x, {.restarts = 3}), Catch::Contains("restarts"));
+}
+
+TEST_CASE("fit_status names", "[core]") {
+  CHECK(latent::to_string(latent::fit_status::converged) == "converged");
+  CHECK(latent::to_string(latent::fit_status::numerical_issue) == "numerical_issue");
+}
