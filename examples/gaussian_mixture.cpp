@@ -73,7 +73,7 @@ void simulated() {
   truth.weights = Eigen::VectorXd::Constant(k, 1.0 / double(k));
   truth.means = 4.0 * latent::standard_normal(d, k, rng);  // well separated relative to the spread below
   for (Eigen::Index j = 0; j < k; ++j) {
-    const Eigen::MatrixXd a = 0.5 * (Eigen::MatrixXd::Identity(d, d) + 0.3 * latent::standard_normal(d, d, rng));
+    const Eigen::MatrixXd a = 0.9 * (Eigen::MatrixXd::Identity(d, d) + 0.3 * latent::standard_normal(d, d, rng));
     truth.covariances.push_back(a * a.transpose());
   }
   const latent::gaussian_mixture generator(truth);
@@ -81,7 +81,7 @@ void simulated() {
 
   latent::gaussian_mixture gmm(k, latent::covariance_type::full);
   const auto start = std::chrono::steady_clock::now();
-  const auto fit = latent::em(gmm, x, rng, {.tolerance = 1e-8, .restarts = 3});
+  const auto fit = latent::em(gmm, x, rng, {.tolerance = 1e-10, .restarts = 3});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("Simulated: N = %ld, d = %ld, K = %ld, full covariance, 3 restarts\n", static_cast<long>(n),
               static_cast<long>(d), static_cast<long>(k));

@@ -45,7 +45,8 @@ inline void normalize_columns_log(Eigen::Ref<Eigen::MatrixXd> log_p, Eigen::Ref<
   // underflowing to 0) their products with data are subnormal and slow arithmetic ~100x.
   // (Eigen's select() is not vectorized, so the clamp-then-flush is written as two passes.)
   p = p.max(-600.0).exp();
-  // Eigen's exp(-600) and std::exp(-600) may differ in the last bit: flush with a margin.
+  // The flush threshold sits above the clamp so that every clamped term is flushed whatever
+  // the last bit of the vectorized exp at -600.
   const double floor = std::exp(-599.0);
   for (Eigen::Index j = 0; j < log_p.cols(); ++j) {  // a Ref may have an outer stride
     double* v = log_p.col(j).data();

@@ -267,7 +267,7 @@ class gaussian_mixture {
     // in cache between the GEMM that makes it and the reductions that consume it. The chunk
     // size is fixed, so the arithmetic does not depend on how the solver cut the blocks
     // across threads.
-    const Eigen::Index chunk = type_ == covariance_type::full ? 256 : 1024;
+    const Eigen::Index chunk = 1024;  // (the full type has its own path: e_step_full)
     const Eigen::Index d = dim();
     const bool stacked = type_ == covariance_type::diagonal || type_ == covariance_type::spherical;
     double ll = 0.0;
@@ -393,9 +393,15 @@ class gaussian_mixture {
         d2 = d2.cwiseMin((xm.colwise() - centers.col(k)).colwise().squaredNorm().transpose());
       }
       for (std::size_t it = 0; it < opts_.kmeans_iterations; ++it) {
-        const Eigen::MatrixXd r = hard_assignments(x, nearest(xm, centers));
-        const Eigen::MatrixXd sum = xm * r.transpose();
-        const Eigen::VectorXd cnt = r.rowwise().sum();
+        // Weighted sums per cluster by one pass over the columns (O(N d); a dense K x N
+        // one-hot product would cost K times more).
+        const Eigen::VectorXi lab = nearest(xm, centers);
+        Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(d, k_);
+        Eigen::VectorXd cnt = Eigen::VectorXd::Zero(k_);
+        for (Eigen::Index i = 0; i < n; ++i) {
+          sum.col(lab(i)) += x.weight(i) * xm.col(i);
+          cnt(lab(i)) += x.weight(i);
+        }
         for (Eigen::Index k = 0; k < k_; ++k)
           if (cnt(k) > 0.0) centers.col(k) = sum.col(k) / cnt(k);  // an empty cluster keeps its center
       }
