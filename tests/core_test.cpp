@@ -11,6 +11,7 @@
 #include <latent/io/csv.hpp>
 #include <latent/solvers/em.hpp>
 #include <latent/solvers/variational_em.hpp>
+#include <latent/version.hpp>
 
 #include "support/test_support.hpp"
 
@@ -327,4 +328,10 @@ TEST_CASE("em: option validation names the option", "[core][em]") {
 TEST_CASE("fit_status names", "[core]") {
   CHECK(latent::to_string(latent::fit_status::converged) == "converged");
   CHECK(latent::to_string(latent::fit_status::numerical_issue) == "numerical_issue");
+}
+
+TEST_CASE("version string matches the version macros", "[core]") {
+  const std::string expected = std::to_string(LATENT_VERSION_MAJOR) + "." + std::to_string(LATENT_VERSION_MINOR) +
+                               "." + std::to_string(LATENT_VERSION_PATCH);
+  CHECK(std::string(latent::version) == expected);
 }

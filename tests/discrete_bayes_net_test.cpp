@@ -2,6 +2,8 @@
 // full joint, EM and mean-field variational EM invariants, statistical recovery of the
 // tables, thread-count invariance, and input validation.
 #include <latent/models/discrete_bayes_net.hpp>
+#include <latent/models/discrete_bayes_net_data.hpp>
+#include <latent/models/discrete_bayes_net_inference.hpp>
 #include <latent/solvers/em.hpp>
 #include <latent/solvers/variational_em.hpp>
 

@@ -280,15 +280,7 @@ class gaussian_mixture {
       ws.xc.topRows(d) = x.x().middleCols(c0, b).colwise() - s.center;
       ws.r.resize(k_, b);
       log_joint(ws, s.center);
-      ws.lse.resize(b);
-      normalize_columns_log(ws.r, ws.lse);
-      if (x.weighted()) {
-        const auto w = x.weights().segment(c0, b);
-        ws.r.array().rowwise() *= w.transpose().array();
-        ll += ws.lse.dot(w.transpose());
-      } else {
-        ll += ws.lse.sum();
-      }
+      ll += responsibilities_in_place(ws, x, c0);
       accumulate(ws, s);
     }
     return ll;
@@ -639,15 +631,7 @@ class gaussian_mixture {
         for (Eigen::Index i = 1; i < d; ++i) ws.nrm.array() += ws.y.col(k * d + i).array().square();
         ws.r.row(k) = (c_.log_const(k) - 0.5 * ws.nrm.array()).matrix().transpose();
       }
-      ws.lse.resize(b);
-      normalize_columns_log(ws.r, ws.lse);
-      if (x.weighted()) {
-        const auto w = x.weights().segment(c0, b);
-        ws.r.array().rowwise() *= w.transpose().array();
-        ll += ws.lse.dot(w.transpose());
-      } else {
-        ll += ws.lse.sum();
-      }
+      ll += responsibilities_in_place(ws, x, c0);
       Eigen::Index col = d + 1;
       for (Eigen::Index j = 0; j < d; ++j)
         for (Eigen::Index i = j; i < d; ++i) ws.z.col(col++) = ws.z.col(i).cwiseProduct(ws.z.col(j));
@@ -717,6 +701,18 @@ class gaussian_mixture {
       if (type_ == covariance_type::diagonal || type_ == covariance_type::spherical)
         ws.xc.bottomRows(d) = ws.xc.topRows(d).array().square();
     }
+  }
+
+  /// Turns the log-joint ws.r (K x B, columns c0.. of x) into responsibilities scaled by the
+  /// sample weights, and returns the chunk's weighted log-likelihood.
+  static double responsibilities_in_place(workspace& ws, const data_type& x, Eigen::Index c0) {
+    const Eigen::Index b = ws.r.cols();
+    ws.lse.resize(b);
+    normalize_columns_log(ws.r, ws.lse);
+    if (!x.weighted()) return ws.lse.sum();
+    const auto w = x.weights().segment(c0, b);
+    ws.r.array().rowwise() *= w.transpose().array();
+    return ws.lse.dot(w.transpose());
   }
 
   /// s += statistics of the chunk ws.xc with (already weighted) responsibilities ws.r.
