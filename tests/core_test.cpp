@@ -335,3 +335,25 @@ TEST_CASE("version string matches the version macros", "[core]") {
                                "." + std::to_string(LATENT_VERSION_PATCH);
   CHECK(std::string(latent::version) == expected);
 }
+
+TEST_CASE("normalize_rows_log is normalize_columns_log transposed", "[core][numerics]") {
+  auto rng = make_rng(6);
+  Eigen::MatrixXd a = 30.0 * latent::standard_normal(5, 40, rng);
+  a.col(3).setConstant(-inf);        // an impossible item
+  a(2, 7) = -inf;                    // one impossible alternative
+  a.col(9) *= 100.0;                 // terms far below the maximum
+  Eigen::MatrixXd cols = a, rows = a.transpose();
+  Eigen::RowVectorXd lse_c(40);
+  Eigen::VectorXd lse_r(40);
+  latent::normalize_columns_log(cols, lse_c);
+  latent::normalize_rows_log(rows, lse_r);
+  CHECK(lse_r(3) == -inf);
+  CHECK(rows.row(3).isZero(0.0));
+  for (Eigen::Index n = 0; n < 40; ++n) {
+    if (n == 3) continue;
+    CHECK(lse_r(n) == Approx(lse_c(n)).epsilon(1e-14));
+    CHECK(rows.row(n).sum() == Approx(1.0).epsilon(1e-14));
+  }
+  CHECK((rows.transpose() - cols).cwiseAbs().maxCoeff() <= 1e-15);
+  CHECK(((rows.array() == 0.0) == (cols.transpose().array() == 0.0)).all());  // same flushes
+}

@@ -63,6 +63,35 @@ inline void normalize_columns_log(Eigen::Ref<Eigen::MatrixXd> log_p, Eigen::Ref<
       }
 }
 
+/// The same as `normalize_columns_log` for the transposed layout: `log_p` is B x K (one row
+/// per item), every row is normalized and its log-sum-exp returned in `lse` (B). With items as
+/// rows every step is a vertical vector operation over B, which is faster when K is small.
+inline void normalize_rows_log(Eigen::Ref<Eigen::MatrixXd> log_p, Eigen::Ref<Eigen::VectorXd> lse) {
+  const Eigen::Index k = log_p.cols();
+  Eigen::ArrayXd m = log_p.rowwise().maxCoeff().array();
+  const bool all_finite = m.isFinite().all();
+  const Eigen::ArrayXd shift = all_finite ? m : Eigen::ArrayXd(m.isFinite().select(m, 0.0));
+  // As in normalize_columns_log: clamp at e^-600, flush below e^-599 to exactly 0.
+  const double floor = std::exp(-599.0);
+  Eigen::ArrayXd total = Eigen::ArrayXd::Zero(log_p.rows());
+  for (Eigen::Index j = 0; j < k; ++j) {
+    auto c = log_p.col(j).array();
+    c = (c - shift).max(-600.0).exp();
+    double* v = log_p.col(j).data();
+    for (Eigen::Index i = 0; i < log_p.rows(); ++i) v[i] = v[i] <= floor ? 0.0 : v[i];
+    total += c;
+  }
+  lse = (shift + total.log()).matrix();
+  const Eigen::ArrayXd inv = total.inverse();
+  for (Eigen::Index j = 0; j < k; ++j) log_p.col(j).array() *= inv;
+  if (!all_finite)
+    for (Eigen::Index i = 0; i < m.size(); ++i)
+      if (!std::isfinite(m(i))) {
+        lse(i) = m(i);
+        log_p.row(i).setZero();
+      }
+}
+
 /// How to factor a covariance that may be near singular.
 ///
 /// `ridge` is added to the diagonal before factoring (absolute, in the data's squared units;

@@ -263,6 +263,8 @@ class gaussian_mixture {
   double e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
     check_data(x, "gaussian_mixture::e_step");
     if (type_ == covariance_type::full) return e_step_full(x, begin, end, s);
+    if (type_ == covariance_type::diagonal || type_ == covariance_type::spherical)
+      return e_step_diagonal(x, begin, end, s);
     // Work in chunks of columns small enough that the whitened block of every component stays
     // in cache between the GEMM that makes it and the reductions that consume it. The chunk
     // size is fixed, so the arithmetic does not depend on how the solver cut the blocks
@@ -591,6 +593,46 @@ class gaussian_mixture {
     return true;
   }
 
+  /// E-step for diagonal and spherical covariances, with observations as rows of the
+  /// responsibilities (B x K) so that the log-sum-exp over small K is vertical vector work.
+  double e_step_diagonal(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
+    constexpr Eigen::Index chunk = 1024;  // fixed: the arithmetic does not depend on the blocks
+    const Eigen::Index d = dim();
+    thread_local workspace ws;
+    double ll = 0.0;
+    for (Eigen::Index c0 = begin; c0 < end; c0 += chunk) {
+      const Eigen::Index b = std::min(chunk, end - c0);
+      ws.xc.resize(2 * d, b);
+      ws.xc.topRows(d) = x.x().middleCols(c0, b).colwise() - s.center;
+      if (s.center != c_.center) {
+        // Densities about this model's center; the statistics stay about s.center.
+        ws.y = ws.xc.topRows(d).colwise() + (s.center - c_.center);
+        ws.xc.bottomRows(d) = ws.y.array().square();
+        ws.t.noalias() = ws.y.transpose() * c_.coef.leftCols(d).transpose();
+        ws.t.noalias() += ws.xc.bottomRows(d).transpose() * c_.coef.rightCols(d).transpose();
+        ws.xc.bottomRows(d) = ws.xc.topRows(d).array().square();
+      } else {
+        ws.xc.bottomRows(d) = ws.xc.topRows(d).array().square();
+        ws.t.noalias() = ws.xc.transpose() * c_.coef.transpose();  // B x K
+      }
+      ws.t.rowwise() += c_.log_const.transpose();
+      ws.lse_rows.resize(b);
+      normalize_rows_log(ws.t, ws.lse_rows);
+      if (x.weighted()) {
+        const auto w = x.weights().segment(c0, b);
+        ws.t.array().colwise() *= w.array();
+        ll += ws.lse_rows.dot(w);
+      } else {
+        ll += ws.lse_rows.sum();
+      }
+      s.counts.noalias() += ws.t.colwise().sum().transpose();
+      ws.acc.noalias() = ws.xc * ws.t;  // [x; x^2] R: sums and diagonal scatter in one GEMM
+      s.sums += ws.acc.topRows(d);
+      s.diagonal_scatter += ws.acc.bottomRows(d);
+    }
+    return ll;
+  }
+
   /// E-step of the full-covariance model, in the transposed (observations as rows) layout
   /// so that every reduction runs down contiguous columns. Per chunk of B columns:
   ///   Z = [x_n - c, 1, (x_n - c)_i (x_n - c)_j for i >= j]   (B x P, P = d + 1 + d(d+1)/2),
@@ -663,6 +705,7 @@ class gaussian_mixture {
     Eigen::MatrixXd y;        ///< full: B x K d whitened chunk (e_step) or K d x B (posterior); tied: d x B
     Eigen::MatrixXd r;        ///< K x B: log-joint, then (weighted) responsibilities
     Eigen::RowVectorXd lse;   ///< 1 x B: log p(x_n)
+    Eigen::VectorXd lse_rows; ///< diagonal/spherical: B, log p(x_n)
     Eigen::MatrixXd t;        ///< full: K d x B responsibility-scaled copies of the chunk
   };
 
