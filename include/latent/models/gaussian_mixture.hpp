@@ -604,18 +604,9 @@ class gaussian_mixture {
       const Eigen::Index b = std::min(chunk, end - c0);
       ws.xc.resize(2 * d, b);
       ws.xc.topRows(d) = x.x().middleCols(c0, b).colwise() - s.center;
-      if (s.center != c_.center) {
-        // Densities about this model's center; the statistics stay about s.center.
-        ws.y = ws.xc.topRows(d).colwise() + (s.center - c_.center);
-        ws.xc.bottomRows(d) = ws.y.array().square();
-        ws.t.noalias() = ws.y.transpose() * c_.coef.leftCols(d).transpose();
-        ws.t.noalias() += ws.xc.bottomRows(d).transpose() * c_.coef.rightCols(d).transpose();
-        ws.xc.bottomRows(d) = ws.xc.topRows(d).array().square();
-      } else {
-        ws.xc.bottomRows(d) = ws.xc.topRows(d).array().square();
-        ws.t.noalias() = ws.xc.transpose() * c_.coef.transpose();  // B x K
-      }
-      ws.t.rowwise() += c_.log_const.transpose();
+      ws.r.resize(k_, b);
+      log_joint(ws, s.center);  // K x B; leaves ws.xc = [x - s.center; (x - s.center)^2]
+      ws.t = ws.r.transpose();  // B x K: observations as rows
       ws.lse_rows.resize(b);
       normalize_rows_log(ws.t, ws.lse_rows);
       if (x.weighted()) {
@@ -706,7 +697,8 @@ class gaussian_mixture {
     Eigen::MatrixXd r;        ///< K x B: log-joint, then (weighted) responsibilities
     Eigen::RowVectorXd lse;   ///< 1 x B: log p(x_n)
     Eigen::VectorXd lse_rows; ///< diagonal/spherical: B, log p(x_n)
-    Eigen::MatrixXd t;        ///< full: K d x B responsibility-scaled copies of the chunk
+    Eigen::MatrixXd t;        ///< initialize (full): K d x B responsibility-scaled copies of the
+                              ///< data; diagonal/spherical e_step: B x K log-joint, then responsibilities
   };
 
   /// ws.r (K x B) = log pi_k + log N(x_n | mu_k, Sigma_k) for the chunk ws.xc = x - center.
