@@ -27,6 +27,22 @@ double log_sum_exp(const Eigen::DenseBase<Derived>& v) {
   return m + std::log((v.derived().array() - m).exp().sum());
 }
 
+namespace detail {
+
+/// exp(y) for log-probabilities y relative to the largest of their set (y <= 0), with every
+/// term at or below e^-599 returned as exactly 0. Such terms cannot change a double-precision
+/// sum, and left in place (Eigen's vectorized exp clamps near e^-709 instead of underflowing
+/// to 0) their products with data are subnormal and slow arithmetic ~100x. The flush is a
+/// 0/1 ramp written as arithmetic, so the whole expression is one vectorized pass (Eigen 3.4's
+/// select() is scalar): no double lies in (-599, -599 + 2^-60], so the ramp is exactly 0 for
+/// y <= -599 and exactly 1 above; the clamp at -600 keeps exp itself away from subnormals.
+template <class Derived>
+auto flushed_exp(const Eigen::ArrayBase<Derived>& y) {
+  return y.max(-600.0).exp() * ((y + 599.0).max(0.0) * 0x1p60).min(1.0);
+}
+
+}  // namespace detail
+
 /// Replace each column of `log_p` (K x B, log-weights of K alternatives for B items) by its
 /// normalized probabilities, and return the per-column log normalizers (log-sum-exp) in `lse`.
 /// A column that is all -inf gets lse = -inf and is left as all zeros (no NaN). Probabilities
@@ -40,18 +56,7 @@ inline void normalize_columns_log(Eigen::Ref<Eigen::MatrixXd> log_p, Eigen::Ref<
   const Eigen::RowVectorXd shift = all_finite ? m : Eigen::RowVectorXd(m.array().isFinite().select(m, 0.0));
   auto p = log_p.array();
   p.rowwise() -= shift.array();
-  // Terms below e^-599 relative to the largest are set to exactly 0: they cannot change a
-  // double-precision sum, and left in place (Eigen's exp clamps near e^-709 rather than
-  // underflowing to 0) their products with data are subnormal and slow arithmetic ~100x.
-  // (Eigen's select() is not vectorized, so the clamp-then-flush is written as two passes.)
-  p = p.max(-600.0).exp();
-  // The flush threshold sits above the clamp so that every clamped term is flushed whatever
-  // the last bit of the vectorized exp at -600.
-  const double floor = std::exp(-599.0);
-  for (Eigen::Index j = 0; j < log_p.cols(); ++j) {  // a Ref may have an outer stride
-    double* v = log_p.col(j).data();
-    for (Eigen::Index i = 0; i < log_p.rows(); ++i) v[i] = v[i] <= floor ? 0.0 : v[i];
-  }
+  p = detail::flushed_exp(p);
   const Eigen::RowVectorXd total = log_p.colwise().sum();
   lse = (shift.array() + total.array().log()).matrix();
   p.rowwise() /= total.array();
@@ -66,29 +71,34 @@ inline void normalize_columns_log(Eigen::Ref<Eigen::MatrixXd> log_p, Eigen::Ref<
 /// The same as `normalize_columns_log` for the transposed layout: `log_p` is B x K (one row
 /// per item), every row is normalized and its log-sum-exp returned in `lse` (B). With items as
 /// rows every step is a vertical vector operation over B, which is faster when K is small.
-inline void normalize_rows_log(Eigen::Ref<Eigen::MatrixXd> log_p, Eigen::Ref<Eigen::VectorXd> lse) {
-  const Eigen::Index k = log_p.cols();
-  Eigen::ArrayXd m = log_p.rowwise().maxCoeff().array();
+/// A template so that a block with a compile-time number of rows (a hot kernel's group of
+/// observations) is normalized without heap allocation and with fully unrolled vector code.
+template <class LogP, class Lse>
+void normalize_rows_log(Eigen::DenseBase<LogP>& log_p, Eigen::DenseBase<Lse>& lse) {
+  using column = Eigen::Array<double, LogP::RowsAtCompileTime, 1, Eigen::ColMajor, LogP::MaxRowsAtCompileTime, 1>;
+  auto&& p = log_p.derived().array();  // a view for a Matrix, the object itself for an Array
+  const Eigen::Index k = p.cols();
+  column m = p.col(0);
+  for (Eigen::Index j = 1; j < k; ++j) m = m.max(p.col(j));
+  // A row whose maximum is -inf (or inf, NaN) is shifted by 0 and fixed up at the end, so
+  // that the vector pass never computes inf - inf.
   const bool all_finite = m.isFinite().all();
-  const Eigen::ArrayXd shift = all_finite ? m : Eigen::ArrayXd(m.isFinite().select(m, 0.0));
-  // As in normalize_columns_log: clamp at e^-600, flush below e^-599 to exactly 0.
-  const double floor = std::exp(-599.0);
-  Eigen::ArrayXd total = Eigen::ArrayXd::Zero(log_p.rows());
+  const column shift = all_finite ? m : column(m.isFinite().select(m, column::Zero(m.rows())));
+  column total = column::Zero(m.rows());
   for (Eigen::Index j = 0; j < k; ++j) {
-    auto c = log_p.col(j).array();
-    c = (c - shift).max(-600.0).exp();
-    double* v = log_p.col(j).data();
-    for (Eigen::Index i = 0; i < log_p.rows(); ++i) v[i] = v[i] <= floor ? 0.0 : v[i];
+    auto c = p.col(j);
+    c = detail::flushed_exp(c - shift);
     total += c;
   }
-  lse = (shift + total.log()).matrix();
-  const Eigen::ArrayXd inv = total.inverse();
-  for (Eigen::Index j = 0; j < k; ++j) log_p.col(j).array() *= inv;
+  auto&& out = lse.derived().array();
+  out = shift + total.log();
+  const column inv = total.inverse();
+  for (Eigen::Index j = 0; j < k; ++j) p.col(j) *= inv;
   if (!all_finite)
-    for (Eigen::Index i = 0; i < m.size(); ++i)
+    for (Eigen::Index i = 0; i < m.rows(); ++i)
       if (!std::isfinite(m(i))) {
-        lse(i) = m(i);
-        log_p.row(i).setZero();
+        out(i) = m(i);
+        p.row(i).setZero();
       }
 }
 

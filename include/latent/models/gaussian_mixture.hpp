@@ -265,21 +265,17 @@ class gaussian_mixture {
     if (type_ == covariance_type::full) return e_step_full(x, begin, end, s);
     if (type_ == covariance_type::diagonal || type_ == covariance_type::spherical)
       return e_step_diagonal(x, begin, end, s);
-    // Work in chunks of columns small enough that the whitened block of every component stays
-    // in cache between the GEMM that makes it and the reductions that consume it. The chunk
-    // size is fixed, so the arithmetic does not depend on how the solver cut the blocks
-    // across threads.
-    const Eigen::Index chunk = 1024;  // (the full type has its own path: e_step_full)
-    const Eigen::Index d = dim();
-    const bool stacked = type_ == covariance_type::diagonal || type_ == covariance_type::spherical;
+    // Tied: chunks of columns small enough that the whitened block stays in cache between the
+    // GEMM that makes it and the reductions that consume it. The chunk size is fixed, so the
+    // arithmetic does not depend on how the solver cut the blocks across threads.
+    const Eigen::Index chunk = 1024;
     double ll = 0.0;
     // One workspace per thread, kept between calls: buffers of a few hundred kB would
     // otherwise be mapped and unmapped (page faults) for every block.
     thread_local workspace ws;
     for (Eigen::Index c0 = begin; c0 < end; c0 += chunk) {
       const Eigen::Index b = std::min(chunk, end - c0);
-      ws.xc.resize(stacked ? 2 * d : d, b);
-      ws.xc.topRows(d) = x.x().middleCols(c0, b).colwise() - s.center;
+      ws.xc = x.x().middleCols(c0, b).colwise() - s.center;
       ws.r.resize(k_, b);
       log_joint(ws, s.center);
       ll += responsibilities_in_place(ws, x, c0);
@@ -577,98 +573,240 @@ class gaussian_mixture {
       }
       if (!c.whiten.allFinite()) return false;
     } else {
-      c.coef.resize(k_, 2 * d);
       c.chol.assign(static_cast<std::size_t>(k_), Eigen::MatrixXd());
       for (Eigen::Index k = 0; k < k_; ++k) {
         const Eigen::VectorXd v = p.covariances[static_cast<std::size_t>(k)].diagonal();
         if (!((v.array() > 0.0).all() && v.allFinite())) return false;
-        const Eigen::VectorXd inv = v.cwiseInverse();
-        const Eigen::VectorXd mc = p.means.col(k) - c.center;
-        c.coef.row(k).head(d) = mc.cwiseProduct(inv).transpose();
-        c.coef.row(k).tail(d) = -0.5 * inv.transpose();
         c.chol[static_cast<std::size_t>(k)] = v.cwiseSqrt().asDiagonal();
-        c.log_const(k) = log_w(k) - half_d_log_2pi - 0.5 * v.array().log().sum() - 0.5 * mc.dot(mc.cwiseProduct(inv));
       }
+      diagonal_coefficients(p, c.center, c.coef, c.log_const);
     }
     return true;
   }
 
-  /// E-step for diagonal and spherical covariances, with observations as rows of the
-  /// responsibilities (B x K) so that the log-sum-exp over small K is vertical vector work.
-  double e_step_diagonal(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
-    constexpr Eigen::Index chunk = 1024;  // fixed: the arithmetic does not depend on the blocks
-    const Eigen::Index d = dim();
-    thread_local workspace ws;
-    double ll = 0.0;
-    for (Eigen::Index c0 = begin; c0 < end; c0 += chunk) {
-      const Eigen::Index b = std::min(chunk, end - c0);
-      ws.xc.resize(2 * d, b);
-      ws.xc.topRows(d) = x.x().middleCols(c0, b).colwise() - s.center;
-      ws.r.resize(k_, b);
-      log_joint(ws, s.center);  // K x B; leaves ws.xc = [x - s.center; (x - s.center)^2]
-      ws.t = ws.r.transpose();  // B x K: observations as rows
-      ws.lse_rows.resize(b);
-      normalize_rows_log(ws.t, ws.lse_rows);
-      if (x.weighted()) {
-        const auto w = x.weights().segment(c0, b);
-        ws.t.array().colwise() *= w.array();
-        ll += ws.lse_rows.dot(w);
-      } else {
-        ll += ws.lse_rows.sum();
-      }
-      s.counts.noalias() += ws.t.colwise().sum().transpose();
-      ws.acc.noalias() = ws.xc * ws.t;  // [x; x^2] R: sums and diagonal scatter in one GEMM
-      s.sums += ws.acc.topRows(d);
-      s.diagonal_scatter += ws.acc.bottomRows(d);
+  /// For diagonal covariances v_k, the log-joint about a reference point c is
+  ///   log pi_k + log N(x | mu_k, diag v_k) = lc_k + sum_j x'_j (a_kj + b_kj x'_j),   x' = x - c,
+  /// with a_kj = (mu_kj - c_j) / v_kj, b_kj = -1 / (2 v_kj) and lc_k = log pi_k - d/2 log 2 pi
+  /// - 1/2 sum_j log v_kj - 1/2 sum_j (mu_kj - c_j)^2 / v_kj. Sets coef = [a b] (K x 2d) and lc.
+  void diagonal_coefficients(const params_type& p, const Eigen::VectorXd& center, Eigen::MatrixXd& coef,
+                             Eigen::VectorXd& lc) const {
+    const Eigen::Index d = p.means.rows();
+    coef.resize(k_, 2 * d);
+    lc.resize(k_);
+    for (Eigen::Index k = 0; k < k_; ++k) {
+      const Eigen::VectorXd v = p.covariances[static_cast<std::size_t>(k)].diagonal();
+      const Eigen::VectorXd inv = v.cwiseInverse();
+      const Eigen::VectorXd mc = p.means.col(k) - center;
+      coef.row(k).head(d) = mc.cwiseProduct(inv).transpose();
+      coef.row(k).tail(d) = -0.5 * inv.transpose();
+      lc(k) = std::log(p.weights(k)) - 0.5 * static_cast<double>(d) * log_two_pi -
+              0.5 * v.array().log().sum() - 0.5 * mc.dot(mc.cwiseProduct(inv));
     }
+  }
+
+  /// The diagonal and spherical kernels work on groups of `group` observations held as the
+  /// rows of a group x d block, so that every step is vector arithmetic across observations
+  /// with the group's data in registers or L1; statistics are accumulated in `lanes`-wide
+  /// partial sums and reduced once per E-step call. Both sizes are fixed, so the arithmetic
+  /// does not depend on how the solver cut the data into blocks.
+  static constexpr Eigen::Index group = 32;
+  static constexpr Eigen::Index lanes = 8;
+  using group_array = Eigen::Array<double, group, 1>;
+  using group_block = Eigen::Array<double, group, Eigen::Dynamic>;
+  using lane_block = Eigen::Array<double, lanes, Eigen::Dynamic>;
+
+  /// lj(:, k) = lc_k + sum_j x_j (a_kj + b_kj x_j) for the group xg (group x d), coef = [a b].
+  static void diagonal_log_joint(const group_block& xg, const Eigen::MatrixXd& coef, const Eigen::VectorXd& lc,
+                                 group_block& lj) {
+    const Eigen::Index d = xg.cols();
+    for (Eigen::Index k = 0; k < coef.rows(); ++k) {
+      // (The first term initializes acc: a broadcast constant would be stored in halves and
+      // reloaded whole, which stalls store forwarding.)
+      group_array acc = xg.col(0) * (coef(k, 0) + coef(k, d) * xg.col(0)) + lc(k);
+      for (Eigen::Index j = 1; j < d; ++j) acc += xg.col(j) * (coef(k, j) + coef(k, d + j) * xg.col(j));
+      lj.col(k) = acc;
+    }
+  }
+
+  /// The 8 lanes of a group's 32 values summed in a fixed order.
+  static Eigen::Array<double, lanes, 1> fold(const group_array& v) {
+    return (v.segment<lanes>(0) + v.segment<lanes>(lanes)) + (v.segment<lanes>(2 * lanes) + v.segment<lanes>(3 * lanes));
+  }
+
+  /// Buffers of the diagonal kernels (one per thread, reused across calls).
+  struct diagonal_workspace {
+    group_block xg;          ///< group x d: the group's observations minus the reference point
+    group_block lj;          ///< group x K: log-joint, then (weighted) responsibilities
+    lane_block counts;       ///< lanes x K partial sums of responsibilities
+    lane_block sums;         ///< lanes x K d partial sums of r_nk x_nj (column k d + j)
+    lane_block squares;      ///< lanes x K d partial sums of r_nk x_nj^2
+    Eigen::MatrixXd coef;    ///< coefficients about another reference point (see e_step_diagonal)
+    Eigen::VectorXd lc;
+  };
+
+  /// out(i, j) = x(j, n0 + i) - center(j) for i < b, j < d, with out column-major with leading
+  /// dimension ld: the columns of x become rows, so that the kernels work across observations.
+  static void load_rows(const Eigen::Ref<const Eigen::MatrixXd>& x, const Eigen::VectorXd& center, Eigen::Index n0,
+                        Eigen::Index b, double* out, Eigen::Index ld) {
+    const Eigen::Index d = x.rows(), stride = x.outerStride();
+    const double* const c = center.data();
+    for (Eigen::Index i = 0; i < b; ++i) {
+      const double* const col = x.data() + (n0 + i) * stride;
+      for (Eigen::Index j = 0; j < d; ++j) out[j * ld + i] = col[j] - c[j];
+    }
+  }
+
+  /// Columns [n0, n0 + b) of x minus `center` as the rows of xg (group x d), zero padded.
+  static void load_group(const Eigen::Ref<const Eigen::MatrixXd>& x, const Eigen::VectorXd& center, Eigen::Index n0,
+                         Eigen::Index b, group_block& xg) {
+    load_rows(x, center, n0, b, xg.data(), group);
+    if (b < group) xg.bottomRows(group - b).setZero();
+  }
+
+  /// The weights of observations [n0, n0 + b) as a group; 0 on the padding rows.
+  static group_array group_weights(const data_type& x, Eigen::Index n0, Eigen::Index b) {
+    group_array w = group_array::Zero();
+    if (x.weighted())
+      w.head(b) = x.weights().segment(n0, b).array();
+    else
+      w.head(b).setOnes();
+    return w;
+  }
+
+  /// Turns a group's log-joint (group x K) into responsibilities scaled by the weights w and
+  /// returns the group's weighted log-likelihood (the padding rows have finite log p and w = 0).
+  template <class Group>
+  static double group_responsibilities(Group& lj, const group_array& w) {
+    group_array lse;
+    normalize_rows_log(lj, lse);
+    for (Eigen::Index k = 0; k < lj.cols(); ++k) lj.col(k).array() *= w;
+    return (lse * w).sum();
+  }
+
+  /// Adds the group's statistics (the weighted responsibilities ws.lj) into the lane
+  /// accumulators of ws. Raw pointers: the accumulators are stored to in the inner loop, and
+  /// the compiler must know that this does not move the group's data.
+  static void accumulate_group(diagonal_workspace& ws) {
+    using lane_array = Eigen::Array<double, lanes, 1>;
+    const Eigen::Index d = ws.xg.cols(), k_count = ws.lj.cols();
+    const double* const xg = ws.xg.data();
+    double* const counts = ws.counts.data();
+    double* const sums = ws.sums.data();
+    double* const squares = ws.squares.data();
+    for (Eigen::Index k = 0; k < k_count; ++k) {
+      const group_array r = ws.lj.col(k);
+      Eigen::Map<lane_array>(counts + k * lanes) += fold(r);
+      for (Eigen::Index j = 0; j < d; ++j) {
+        const Eigen::Map<const group_array> xj(xg + j * group);
+        const group_array t = r * xj;
+        Eigen::Map<lane_array>(sums + (k * d + j) * lanes) += fold(t);
+        Eigen::Map<lane_array>(squares + (k * d + j) * lanes) += fold(t * xj);
+      }
+    }
+  }
+
+  /// E-step for diagonal and spherical covariances, fused per group of observations:
+  /// log-joint, normalization and statistics while the group is in registers or L1.
+  double e_step_diagonal(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
+    const Eigen::Index d = dim();
+    if (s.center.size() != d)
+      detail::throw_invalid("gaussian_mixture::e_step", "statistics belong to a mixture of another dimension");
+    thread_local diagonal_workspace ws;
+    // Densities about the statistics' reference point (usually this model's own center).
+    const bool own_center = s.center == c_.center;
+    if (!own_center) diagonal_coefficients(p_, s.center, ws.coef, ws.lc);
+    const Eigen::MatrixXd& coef = own_center ? c_.coef : ws.coef;
+    const Eigen::VectorXd& lc = own_center ? c_.log_const : ws.lc;
+    ws.xg.resize(group, d);
+    ws.lj.resize(group, k_);
+    ws.counts.setZero(lanes, k_);
+    ws.sums.setZero(lanes, k_ * d);
+    ws.squares.setZero(lanes, k_ * d);
+    double ll = 0.0;
+    for (Eigen::Index n0 = begin; n0 < end; n0 += group) {
+      const Eigen::Index b = std::min(group, end - n0);
+      load_group(x.x(), s.center, n0, b, ws.xg);
+      diagonal_log_joint(ws.xg, coef, lc, ws.lj);
+      ll += group_responsibilities(ws.lj, group_weights(x, n0, b));
+      accumulate_group(ws);
+    }
+    s.counts += ws.counts.colwise().sum().transpose().matrix();
+    s.sums += ws.sums.colwise().sum().matrix().reshaped(d, k_);
+    s.diagonal_scatter += ws.squares.colwise().sum().matrix().reshaped(d, k_);
     return ll;
   }
 
-  /// E-step of the full-covariance model, in the transposed (observations as rows) layout
-  /// so that every reduction runs down contiguous columns. Per chunk of B columns:
+  /// The lower triangles of the components' whitening L_k^{-1} packed row by row (K rows of
+  /// d(d+1)/2), so that the kernel reads its coefficients in order.
+  Eigen::MatrixXd packed_whitening() const {
+    const Eigen::Index d = dim();
+    Eigen::MatrixXd t(d * (d + 1) / 2, k_);
+    for (Eigen::Index k = 0; k < k_; ++k) {
+      Eigen::Index at = 0;
+      for (Eigen::Index i = 0; i < d; ++i)
+        for (Eigen::Index j = 0; j <= i; ++j) t(at++, k) = c_.whiten(k * d + i, j);
+    }
+    return t;
+  }
+
+  /// ||L^{-1} (x_n - mu)||^2 for a group of observations: x_n - c are the rows [0, group) of
+  /// the column-major block at z with leading dimension ld, `tri` is L^{-1} packed by rows
+  /// (see packed_whitening) and o = L^{-1} (mu - c). Only the triangle is touched, half the
+  /// flops of a dense product, and the whitened values never leave registers.
+  static group_array whitened_norms(const double* z, Eigen::Index ld, Eigen::Index d, const double* tri,
+                                    const double* o) {
+    using column = Eigen::Map<const group_array>;
+    group_array y = column(z) * tri[0] - o[0];
+    group_array nrm = y.square();
+    for (Eigen::Index i = 1; i < d; ++i) {
+      tri += i;  // row i starts after rows 0..i-1 (i(i+1)/2 entries)
+      y = column(z) * tri[0] - o[i];
+      for (Eigen::Index j = 1; j <= i; ++j) y += column(z + j * ld) * tri[j];
+      nrm += y.square();
+    }
+    return nrm;
+  }
+
+  /// E-step of the full-covariance model, in the transposed (observations as rows) layout.
+  /// Per chunk of B columns, with c the statistics' reference point:
   ///   Z = [x_n - c, 1, (x_n - c)_i (x_n - c)_j for i >= j]   (B x P, P = d + 1 + d(d+1)/2),
-  ///   Y = Z[:, 0..d] W  with W = [L_1^{-T} ... L_K^{-T}; -o_1^T ... -o_K^T], o_k = L_k^{-1}(mu_k - c),
-  ///       so that Y's k-th column block is the whitened residual L_k^{-1}(x_n - mu_k) (one GEMM),
-  ///   log-joint_nk = log_const_k - ||Y_nk||^2 / 2,  responsibilities by `normalize_columns_log`,
-  ///   A += Z^T R^T  (P x K, one GEMM): counts, sums and the lower triangles of the scatters.
+  ///   log-joint_nk = log_const_k - ||L_k^{-1}(x_n - mu_k)||^2 / 2 by `whitened_norms`, one
+  ///       group of observations at a time, then normalized into responsibilities R (B x K),
+  ///   A += Z^T R  (P x K, one GEMM): counts, sums and the lower triangles of the scatters.
   double e_step_full(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
     const Eigen::Index d = dim(), p = d + 1 + d * (d + 1) / 2;
     if (s.center.size() != d)
       detail::throw_invalid("gaussian_mixture::e_step", "statistics belong to a mixture of another dimension");
-    // Fixed chunk size: the arithmetic does not depend on how the solver cut the blocks.
-    constexpr Eigen::Index chunk = 256;
+    // Fixed chunk size (a multiple of the group): the arithmetic does not depend on how the
+    // solver cut the blocks.
+    constexpr Eigen::Index chunk = 8 * group;
     thread_local workspace ws;
-    // The whitening of every component with its offset about the statistics' reference point.
-    ws.w.resize(d + 1, k_ * d);
-    ws.w.topRows(d) = c_.whiten.transpose();
-    const bool shift = s.center != c_.center;
-    for (Eigen::Index k = 0; k < k_; ++k) {
-      if (shift)
-        ws.w.row(d).segment(k * d, d) =
-            -(c_.offsets.col(k) + c_.whiten.middleRows(k * d, d) * (c_.center - s.center)).transpose();
-      else
-        ws.w.row(d).segment(k * d, d) = -c_.offsets.col(k).transpose();
-    }
+    // Offsets o_k = L_k^{-1} (mu_k - c) about the statistics' reference point c.
+    ws.w = c_.offsets;
+    if (s.center != c_.center)
+      for (Eigen::Index k = 0; k < k_; ++k) ws.w.col(k) += c_.whiten.middleRows(k * d, d) * (c_.center - s.center);
+    const Eigen::MatrixXd tri = packed_whitening();
     ws.acc.setZero(p, k_);
+    ws.z.resize(chunk, p);
+    ws.t.resize(chunk, k_);
     double ll = 0.0;
     for (Eigen::Index c0 = begin; c0 < end; c0 += chunk) {
-      const Eigen::Index b = std::min(chunk, end - c0);
-      ws.z.resize(b, p);
-      ws.z.leftCols(d) = (x.x().middleCols(c0, b).colwise() - s.center).transpose();
-      ws.z.col(d).setOnes();
-      ws.y.noalias() = ws.z.leftCols(d + 1) * ws.w;
-      ws.r.resize(k_, b);
-      ws.nrm.resize(b);
-      for (Eigen::Index k = 0; k < k_; ++k) {
-        ws.nrm = ws.y.col(k * d).array().square();
-        for (Eigen::Index i = 1; i < d; ++i) ws.nrm.array() += ws.y.col(k * d + i).array().square();
-        ws.r.row(k) = (c_.log_const(k) - 0.5 * ws.nrm.array()).matrix().transpose();
+      const Eigen::Index b = std::min(chunk, end - c0), bp = (b + group - 1) / group * group;
+      load_rows(x.x(), s.center, c0, b, ws.z.data(), chunk);
+      ws.z.block(b, 0, bp - b, d).setZero();
+      ws.z.col(d).head(bp).setOnes();
+      for (Eigen::Index g = 0; g < bp; g += group) {
+        auto lj = ws.t.middleRows<group>(g);
+        for (Eigen::Index k = 0; k < k_; ++k)
+          lj.col(k).array() = c_.log_const(k) - 0.5 * whitened_norms(ws.z.data() + g, chunk, d, tri.col(k).data(),
+                                                                       ws.w.col(k).data());
+        ll += group_responsibilities(lj, group_weights(x, c0 + g, std::min(group, b - g)));
       }
-      ll += responsibilities_in_place(ws, x, c0);
       Eigen::Index col = d + 1;
       for (Eigen::Index j = 0; j < d; ++j)
-        for (Eigen::Index i = j; i < d; ++i) ws.z.col(col++) = ws.z.col(i).cwiseProduct(ws.z.col(j));
-      ws.acc.noalias() += ws.z.transpose() * ws.r.transpose();
+        for (Eigen::Index i = j; i < d; ++i)
+          ws.z.col(col++).head(bp) = ws.z.col(i).head(bp).cwiseProduct(ws.z.col(j).head(bp));
+      ws.acc.noalias() += ws.z.topRows(bp).transpose() * ws.t.topRows(bp);
     }
     s.counts += ws.acc.row(d).transpose();
     s.sums += ws.acc.topRows(d);
@@ -687,18 +825,16 @@ class gaussian_mixture {
 
   /// Buffers of one chunk of columns (reused across chunks of an E-step).
   struct workspace {
-    Eigen::MatrixXd z;        ///< full: B x P chunk features (see e_step_full)
-    Eigen::MatrixXd w;        ///< full: (d + 1) x K d whitening with offsets
-    Eigen::MatrixXd acc;      ///< full: P x K accumulated Z^T R^T
-    Eigen::VectorXd nrm;      ///< full: B squared norms of one component
-    Eigen::MatrixXd xc;       ///< d x B (diagonal/spherical: 2d x B, the chunk over its squares),
-                              ///< the chunk minus the statistics' reference point
-    Eigen::MatrixXd y;        ///< full: B x K d whitened chunk (e_step) or K d x B (posterior); tied: d x B
+    Eigen::MatrixXd z;        ///< full e_step: B x P chunk features (see e_step_full)
+    Eigen::MatrixXd w;        ///< full e_step: d x K offsets L_k^{-1} (mu_k - c) about the statistics' center
+    Eigen::MatrixXd acc;      ///< full e_step: P x K accumulated Z^T R
+    Eigen::MatrixXd xc;       ///< d x B, the chunk minus the reference point (initialize for the
+                              ///< diagonal/spherical types: 2d x B, the chunk over its squares)
+    Eigen::MatrixXd y;        ///< tied: d x B whitened chunk
     Eigen::MatrixXd r;        ///< K x B: log-joint, then (weighted) responsibilities
     Eigen::RowVectorXd lse;   ///< 1 x B: log p(x_n)
-    Eigen::VectorXd lse_rows; ///< diagonal/spherical: B, log p(x_n)
-    Eigen::MatrixXd t;        ///< initialize (full): K d x B responsibility-scaled copies of the
-                              ///< data; diagonal/spherical e_step: B x K log-joint, then responsibilities
+    Eigen::MatrixXd t;        ///< full e_step: B x K log-joint, then responsibilities; accumulate:
+                              ///< responsibility-scaled copies of the data
   };
 
   /// ws.r (K x B) = log pi_k + log N(x_n | mu_k, Sigma_k) for the chunk ws.xc = x - center.
@@ -712,30 +848,34 @@ class gaussian_mixture {
     if (shift) ws.xc.topRows(d).colwise() += center - c_.center;
     Eigen::MatrixXd& out = ws.r;
     if (type_ == covariance_type::full) {
-      // One GEMM whitens the chunk for every component: y_k = L_k^{-1} (x - c) - L_k^{-1} (mu_k - c).
-      ws.y.noalias() = c_.whiten * ws.xc;
-      for (Eigen::Index k = 0; k < k_; ++k) {
-        auto yk = ws.y.middleRows(k * d, d);
-        yk.colwise() -= c_.offsets.col(k);
-        out.row(k) = (c_.log_const(k) - 0.5 * yk.colwise().squaredNorm().array()).matrix();
+      // The kernel of e_step_full, one group of columns at a time.
+      const Eigen::MatrixXd tri = packed_whitening();
+      group_block xg(group, d);
+      for (Eigen::Index n0 = 0; n0 < ws.xc.cols(); n0 += group) {
+        const Eigen::Index b = std::min(group, ws.xc.cols() - n0);
+        load_group(ws.xc, Eigen::VectorXd::Zero(d), n0, b, xg);
+        for (Eigen::Index k = 0; k < k_; ++k)
+          out.row(k).segment(n0, b) =
+              (c_.log_const(k) - 0.5 * whitened_norms(xg.data(), group, d, tri.col(k).data(), c_.offsets.col(k).data()))
+                  .head(b)
+                  .transpose()
+                  .matrix();
       }
     } else if (type_ == covariance_type::tied) {
       ws.y.noalias() = c_.whiten * ws.xc;
       for (Eigen::Index k = 0; k < k_; ++k)
         out.row(k) = (c_.log_const(k) - 0.5 * (ws.y.colwise() - c_.offsets.col(k)).colwise().squaredNorm().array()).matrix();
     } else {
-      // sum_j (x_j - m_j)^2 / v_j = x^2 . (1/v) - 2 x . (m/v) + m^2 . (1/v), the last term in
-      // log_const: one GEMM of the coefficients with the chunk stacked over its squares.
-      auto top = ws.xc.topRows(d);
-      ws.xc.bottomRows(d) = top.array().square();
-      out.noalias() = c_.coef * ws.xc;
-      out.colwise() += c_.log_const;
+      // The diagonal kernel, one group of columns at a time (see e_step_diagonal).
+      group_block xg(group, d), lj(group, k_);
+      for (Eigen::Index n0 = 0; n0 < ws.xc.cols(); n0 += group) {
+        const Eigen::Index b = std::min(group, ws.xc.cols() - n0);
+        load_group(ws.xc, Eigen::VectorXd::Zero(d), n0, b, xg);
+        diagonal_log_joint(xg, c_.coef, c_.log_const, lj);
+        out.middleCols(n0, b) = lj.topRows(b).transpose().matrix();
+      }
     }
-    if (shift) {
-      ws.xc.topRows(d).colwise() -= center - c_.center;
-      if (type_ == covariance_type::diagonal || type_ == covariance_type::spherical)
-        ws.xc.bottomRows(d) = ws.xc.topRows(d).array().square();
-    }
+    if (shift) ws.xc.topRows(d).colwise() -= center - c_.center;
   }
 
   /// Turns the log-joint ws.r (K x B, columns c0.. of x) into responsibilities scaled by the
@@ -786,9 +926,7 @@ class gaussian_mixture {
     detail::require_rows(x, dim(), fn, "x");
     detail::require_finite(x, fn, "x");
     workspace ws;
-    const bool stacked = type_ == covariance_type::diagonal || type_ == covariance_type::spherical;
-    ws.xc.resize(stacked ? 2 * dim() : dim(), x.cols());
-    ws.xc.topRows(dim()) = x.colwise() - c_.center;
+    ws.xc = x.colwise() - c_.center;
     ws.r.resize(k_, x.cols());
     log_joint(ws, c_.center);
     lse.resize(x.cols());
