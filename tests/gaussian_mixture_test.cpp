@@ -88,6 +88,80 @@ TEST_CASE("one component with weights equals repeated columns", "[gaussian_mixtu
   }
 }
 
+TEST_CASE("E-step statistics equal a direct per-observation computation", "[gaussian_mixture][kernel]") {
+  // The E-step kernels work on groups of 32 observations with lane-wise partial sums; N = 77
+  // leaves a partial group, d = 1 and d = 5 are not multiples of anything the kernels use,
+  // the weights are arbitrary and the statistics are taken about a point away from the
+  // model's own center.
+  auto rng = make_rng(13);
+  for (Eigen::Index d : {1, 5}) {
+    const Eigen::Index n = 77, k = 3;
+    const Eigen::MatrixXd x = 2.0 * latent::standard_normal(d, n, rng);
+    std::uniform_real_distribution<double> unif(0.5, 2.5);
+    Eigen::VectorXd w(n);
+    for (Eigen::Index i = 0; i < n; ++i) w(i) = unif(rng);
+    for (covariance_type t : all_types) {
+      CAPTURE(d, to_string(t));
+      latent::gaussian_mixture_params p;
+      p.weights = Eigen::Vector3d(0.2, 0.5, 0.3);
+      p.means = latent::standard_normal(d, k, rng);
+      for (Eigen::Index c = 0; c < k; ++c) {
+        const Eigen::MatrixXd a = latent::standard_normal(d, d, rng);
+        Eigen::MatrixXd cov = a * a.transpose() + 0.5 * Eigen::MatrixXd::Identity(d, d);
+        if (t == covariance_type::diagonal) cov = Eigen::MatrixXd(cov.diagonal().asDiagonal());
+        if (t == covariance_type::spherical) cov = (0.5 + double(c)) * Eigen::MatrixXd::Identity(d, d);
+        if (t == covariance_type::tied && c > 0) cov = p.covariances[0];
+        p.covariances.push_back(cov);
+      }
+      latent::gaussian_mixture gmm(p, t);
+      // Direct: log pi_k + log N(x_n | mu_k, Sigma_k) by the independent block density.
+      Eigen::MatrixXd lj(k, n);
+      for (Eigen::Index c = 0; c < k; ++c) {
+        const latent::cholesky_result ch = latent::regularized_cholesky(p.covariances[std::size_t(c)]);
+        REQUIRE(ch.ok);
+        lj.row(c) = latent::mvn_log_density(x, p.means.col(c), ch.llt).array() + std::log(p.weights(c));
+      }
+      double ll = 0.0;
+      const Eigen::VectorXd center = Eigen::VectorXd::LinSpaced(d, 1.0, 2.0);
+      Eigen::VectorXd counts = Eigen::VectorXd::Zero(k);
+      Eigen::MatrixXd sums = Eigen::MatrixXd::Zero(d, k);
+      std::vector<Eigen::MatrixXd> scatter(std::size_t(k), Eigen::MatrixXd::Zero(d, d));
+      for (Eigen::Index i = 0; i < n; ++i) {
+        const double lse = latent::log_sum_exp(lj.col(i));
+        ll += w(i) * lse;
+        const Eigen::VectorXd xc = x.col(i) - center;
+        for (Eigen::Index c = 0; c < k; ++c) {
+          const double r = w(i) * std::exp(lj(c, i) - lse);
+          counts(c) += r;
+          sums.col(c) += r * xc;
+          scatter[std::size_t(c)] += r * xc * xc.transpose();
+        }
+      }
+      auto s = gmm.zero_stats();
+      s.center = center;
+      const double got = gmm.e_step(latent::observations(x, w), 0, n, s);
+      CHECK(got == Approx(ll).epsilon(1e-13));
+      CHECK_THAT(Eigen::MatrixXd(s.counts), IsApprox(counts, 1e-13));
+      CHECK_THAT(s.sums, IsApprox(sums, 1e-13));
+      for (Eigen::Index c = 0; c < k; ++c) {
+        const Eigen::MatrixXd& sc = scatter[std::size_t(c)];
+        if (t == covariance_type::full) CHECK_THAT(Eigen::MatrixXd(s.scatter.middleRows(c * d, d)), IsApprox(sc, 1e-13));
+        if (t == covariance_type::diagonal || t == covariance_type::spherical)
+          CHECK_THAT(Eigen::MatrixXd(s.diagonal_scatter.col(c)), IsApprox(sc.diagonal(), 1e-13));
+      }
+      if (t == covariance_type::tied) {
+        Eigen::MatrixXd total = Eigen::MatrixXd::Zero(d, d);
+        for (const auto& sc : scatter) total += sc;
+        CHECK_THAT(s.scatter, IsApprox(total, 1e-13));
+      }
+      // The responsibilities query runs the same density kernels on the columns.
+      Eigen::MatrixXd r_direct(k, n);
+      for (Eigen::Index i = 0; i < n; ++i) r_direct.col(i) = (lj.col(i).array() - latent::log_sum_exp(lj.col(i))).exp();
+      CHECK_THAT(gmm.responsibilities(x), IsApprox(r_direct, 1e-13));
+    }
+  }
+}
+
 TEST_CASE("EM log-likelihood never decreases, all types and many seeds", "[gaussian_mixture][monotone]") {
   for (covariance_type t : all_types) {
     for (std::uint64_t seed = 1; seed <= 10; ++seed) {

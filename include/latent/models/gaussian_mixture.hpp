@@ -630,7 +630,18 @@ class gaussian_mixture {
 
   /// The 8 lanes of a group's 32 values summed in a fixed order.
   static Eigen::Array<double, lanes, 1> fold(const group_array& v) {
+    static_assert(group == 4 * lanes);
     return (v.segment<lanes>(0) + v.segment<lanes>(lanes)) + (v.segment<lanes>(2 * lanes) + v.segment<lanes>(3 * lanes));
+  }
+
+  /// acc (lanes partial sums) += the group's products a .* b folded onto the lanes, written as
+  /// one chain so that it compiles to four fused multiply-adds.
+  static void add_products(double* acc, const group_array& a, const double* b) {
+    using lane_array = Eigen::Array<double, lanes, 1>;
+    using lane_map = Eigen::Map<const lane_array>;
+    Eigen::Map<lane_array> s(acc);
+    s = s + a.segment<lanes>(0) * lane_map(b) + a.segment<lanes>(lanes) * lane_map(b + lanes) +
+        a.segment<lanes>(2 * lanes) * lane_map(b + 2 * lanes) + a.segment<lanes>(3 * lanes) * lane_map(b + 3 * lanes);
   }
 
   /// Buffers of the diagonal kernels (one per thread, reused across calls).
@@ -700,7 +711,7 @@ class gaussian_mixture {
         const Eigen::Map<const group_array> xj(xg + j * group);
         const group_array t = r * xj;
         Eigen::Map<lane_array>(sums + (k * d + j) * lanes) += fold(t);
-        Eigen::Map<lane_array>(squares + (k * d + j) * lanes) += fold(t * xj);
+        add_products(squares + (k * d + j) * lanes, t, xj.data());
       }
     }
   }
@@ -767,34 +778,59 @@ class gaussian_mixture {
     return nrm;
   }
 
+  /// Adds the moments of one chunk to the lane accumulators `moments` (lanes x K P, with
+  /// P = 1 + d + d(d+1)/2): for component k, column k P holds the partial sums of r_nk, the next
+  /// d those of r_nk x_ni, and the rest those of r_nk x_ni x_nj for j <= i, row by row. The
+  /// chunk's observations are rows [0, bp) of the column-major z (leading dimension ld), its
+  /// weighted responsibilities the columns of t. Looping over components outermost keeps one
+  /// component's accumulators in L1 while the chunk streams past them.
+  static void accumulate_full(const double* z, Eigen::Index ld, Eigen::Index bp, Eigen::Index d,
+                              const Eigen::MatrixXd& t, lane_block& moments) {
+    using lane_array = Eigen::Array<double, lanes, 1>;
+    using column = Eigen::Map<const group_array>;
+    const Eigen::Index p = 1 + d + d * (d + 1) / 2;
+    for (Eigen::Index k = 0; k < t.cols(); ++k) {
+      double* const acc = moments.data() + k * p * lanes;
+      for (Eigen::Index g = 0; g < bp; g += group) {
+        const group_array r = column(t.col(k).data() + g);
+        Eigen::Map<lane_array>(acc) += fold(r);
+        double* pair = acc + (1 + d) * lanes;
+        for (Eigen::Index i = 0; i < d; ++i) {
+          const group_array ti = r * column(z + i * ld + g);
+          Eigen::Map<lane_array>(acc + (1 + i) * lanes) += fold(ti);
+          for (Eigen::Index j = 0; j <= i; ++j, pair += lanes) add_products(pair, ti, z + j * ld + g);
+        }
+      }
+    }
+  }
+
   /// E-step of the full-covariance model, in the transposed (observations as rows) layout.
-  /// Per chunk of B columns, with c the statistics' reference point:
-  ///   Z = [x_n - c, 1, (x_n - c)_i (x_n - c)_j for i >= j]   (B x P, P = d + 1 + d(d+1)/2),
+  /// Per chunk of B columns, with c the statistics' reference point and z_n = x_n - c:
   ///   log-joint_nk = log_const_k - ||L_k^{-1}(x_n - mu_k)||^2 / 2 by `whitened_norms`, one
-  ///       group of observations at a time, then normalized into responsibilities R (B x K),
-  ///   A += Z^T R  (P x K, one GEMM): counts, sums and the lower triangles of the scatters.
+  ///       group of observations at a time, normalized into responsibilities r_nk;
+  ///   the moments sum_n r_nk, sum_n r_nk z_n and the lower triangle of sum_n r_nk z_n z_n^T
+  ///       by `accumulate_full`, folded onto lanes and reduced once per call.
   double e_step_full(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
-    const Eigen::Index d = dim(), p = d + 1 + d * (d + 1) / 2;
+    const Eigen::Index d = dim(), p = 1 + d + d * (d + 1) / 2;
     if (s.center.size() != d)
       detail::throw_invalid("gaussian_mixture::e_step", "statistics belong to a mixture of another dimension");
     // Fixed chunk size (a multiple of the group): the arithmetic does not depend on how the
     // solver cut the blocks.
-    constexpr Eigen::Index chunk = 8 * group;
+    constexpr Eigen::Index chunk = 4 * group;
     thread_local workspace ws;
     // Offsets o_k = L_k^{-1} (mu_k - c) about the statistics' reference point c.
     ws.w = c_.offsets;
     if (s.center != c_.center)
       for (Eigen::Index k = 0; k < k_; ++k) ws.w.col(k) += c_.whiten.middleRows(k * d, d) * (c_.center - s.center);
     const Eigen::MatrixXd tri = packed_whitening();
-    ws.acc.setZero(p, k_);
-    ws.z.resize(chunk, p);
+    ws.moments.setZero(lanes, k_ * p);
+    ws.z.resize(chunk, d);
     ws.t.resize(chunk, k_);
     double ll = 0.0;
     for (Eigen::Index c0 = begin; c0 < end; c0 += chunk) {
       const Eigen::Index b = std::min(chunk, end - c0), bp = (b + group - 1) / group * group;
       load_rows(x.x(), s.center, c0, b, ws.z.data(), chunk);
-      ws.z.block(b, 0, bp - b, d).setZero();
-      ws.z.col(d).head(bp).setOnes();
+      ws.z.middleRows(b, bp - b).setZero();
       for (Eigen::Index g = 0; g < bp; g += group) {
         auto lj = ws.t.middleRows<group>(g);
         for (Eigen::Index k = 0; k < k_; ++k)
@@ -802,20 +838,17 @@ class gaussian_mixture {
                                                                        ws.w.col(k).data());
         ll += group_responsibilities(lj, group_weights(x, c0 + g, std::min(group, b - g)));
       }
-      Eigen::Index col = d + 1;
-      for (Eigen::Index j = 0; j < d; ++j)
-        for (Eigen::Index i = j; i < d; ++i)
-          ws.z.col(col++).head(bp) = ws.z.col(i).head(bp).cwiseProduct(ws.z.col(j).head(bp));
-      ws.acc.noalias() += ws.z.topRows(bp).transpose() * ws.t.topRows(bp);
+      accumulate_full(ws.z.data(), chunk, bp, d, ws.t, ws.moments);
     }
-    s.counts += ws.acc.row(d).transpose();
-    s.sums += ws.acc.topRows(d);
+    const Eigen::MatrixXd m = ws.moments.colwise().sum().matrix().reshaped(p, k_);
+    s.counts += m.row(0).transpose();
+    s.sums += m.middleRows(1, d);
     for (Eigen::Index k = 0; k < k_; ++k) {
       auto sk = s.scatter.middleRows(k * d, d);
-      Eigen::Index col = d + 1;
-      for (Eigen::Index j = 0; j < d; ++j)
-        for (Eigen::Index i = j; i < d; ++i) {
-          const double v = ws.acc(col++, k);
+      Eigen::Index at = 1 + d;
+      for (Eigen::Index i = 0; i < d; ++i)
+        for (Eigen::Index j = 0; j <= i; ++j) {
+          const double v = m(at++, k);
           sk(i, j) += v;
           if (i != j) sk(j, i) += v;
         }
@@ -825,9 +858,9 @@ class gaussian_mixture {
 
   /// Buffers of one chunk of columns (reused across chunks of an E-step).
   struct workspace {
-    Eigen::MatrixXd z;        ///< full e_step: B x P chunk features (see e_step_full)
+    Eigen::MatrixXd z;        ///< full e_step: B x d, the chunk minus the reference point as rows
     Eigen::MatrixXd w;        ///< full e_step: d x K offsets L_k^{-1} (mu_k - c) about the statistics' center
-    Eigen::MatrixXd acc;      ///< full e_step: P x K accumulated Z^T R
+    lane_block moments;       ///< full e_step: lanes x K P partial sums (see accumulate_full)
     Eigen::MatrixXd xc;       ///< d x B, the chunk minus the reference point (initialize for the
                               ///< diagonal/spherical types: 2d x B, the chunk over its squares)
     Eigen::MatrixXd y;        ///< tied: d x B whitened chunk
