@@ -14,14 +14,17 @@
 /// M-step: pi_k = N_k / sum_j N_j, mu_k = c + s_k / N_k,
 /// Sigma_k = S_k / N_k - (s_k / N_k)(s_k / N_k)^T + reg_covar I   (restricted by the type).
 ///
-/// Cost per EM iteration: O(N K d^2) for full covariance (one GEMM whitens a block of columns
-/// for all components at once, a symmetric rank-B update scatters it), O(N K d) otherwise.
+/// Cost per EM iteration: O(N K d^2) for full covariance (K triangular whitenings and K
+/// lower-triangle scatters), O(N d^2 + N K d) for tied, O(N K d) for diagonal and spherical.
+/// The E-step works on groups of 32 observations held as rows, with everything a group needs
+/// in registers or L1 (detail/mixture_kernels.hpp); it reads the data once per iteration.
 
 #include <latent/core/error.hpp>
 #include <latent/core/gaussian.hpp>
 #include <latent/core/numerics.hpp>
 #include <latent/core/observations.hpp>
 #include <latent/core/random.hpp>
+#include <latent/models/detail/mixture_kernels.hpp>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
@@ -262,26 +265,22 @@ class gaussian_mixture {
   /// (weighted) log-likelihood sum_n w_n log p(x_n).
   double e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
     check_data(x, "gaussian_mixture::e_step");
-    if (type_ == covariance_type::full) return e_step_full(x, begin, end, s);
-    if (type_ == covariance_type::diagonal || type_ == covariance_type::spherical)
-      return e_step_diagonal(x, begin, end, s);
-    // Tied: chunks of columns small enough that the whitened block stays in cache between the
-    // GEMM that makes it and the reductions that consume it. The chunk size is fixed, so the
-    // arithmetic does not depend on how the solver cut the blocks across threads.
-    const Eigen::Index chunk = 1024;
-    double ll = 0.0;
-    // One workspace per thread, kept between calls: buffers of a few hundred kB would
-    // otherwise be mapped and unmapped (page faults) for every block.
+    if (s.center.size() != dim() || s.type != type_)
+      detail::throw_invalid("gaussian_mixture::e_step", "statistics belong to a mixture of another type or dimension");
+    // One workspace per thread, kept between calls: no allocation per block.
     thread_local workspace ws;
-    for (Eigen::Index c0 = begin; c0 < end; c0 += chunk) {
-      const Eigen::Index b = std::min(chunk, end - c0);
-      ws.xc = x.x().middleCols(c0, b).colwise() - s.center;
-      ws.r.resize(k_, b);
-      log_joint(ws, s.center);
-      ll += responsibilities_in_place(ws, x, c0);
-      accumulate(ws, s);
-    }
-    return ll;
+    const density& dn = density_about(s.center, ws.shifted);
+    return sweep(ws, x.x(), begin, end, s, [&](Eigen::Index c0, Eigen::Index b, Eigen::Index bp) {
+      double ll = 0.0;
+      for (Eigen::Index g = 0; g < bp; g += group) {
+        auto lj = ws.r.middleRows<group>(g);
+        group_log_joint(ws.z.data() + g, chunk, dn, lj, ws.y);
+        const group_array w = group_weights(x, c0 + g, std::min(group, b - g));
+        ll += group_responsibilities(lj, w);
+        ws.w.middleRows<group>(g).array() = w;
+      }
+      return ll;
+    });
   }
 
   /// M-step. Leaves the parameters unchanged and throws `numerical_error` if a covariance is
@@ -400,13 +399,13 @@ class gaussian_mixture {
     const Eigen::VectorXi lab = nearest(xm, centers);
     stats_type s = empty_stats(d, xm.rowwise().mean());
     workspace ws;
-    const bool stacked = type_ == covariance_type::diagonal || type_ == covariance_type::spherical;
-    ws.xc.resize(stacked ? 2 * d : d, n);
-    ws.xc.topRows(d) = xm.colwise() - s.center;
-    if (stacked) ws.xc.bottomRows(d) = ws.xc.topRows(d).array().square();
-    ws.r = hard_assignments(x, lab);
-    accumulate(ws, s);
-    const Eigen::MatrixXd xc = ws.xc.topRows(d);
+    sweep(ws, xm, 0, n, s, [&](Eigen::Index c0, Eigen::Index b, Eigen::Index bp) {
+      ws.r.topRows(bp).setZero();
+      ws.w.topRows(bp).setZero();
+      for (Eigen::Index i = 0; i < b; ++i) ws.r(i, lab(c0 + i)) = ws.w(i, 0) = x.weight(c0 + i);
+      return 0.0;
+    });
+    const Eigen::MatrixXd xc = xm.colwise() - s.center;
     // Provisional parameters so that m_step has a fallback for empty clusters: the centers
     // with the pooled data covariance.
     params_type start;
@@ -508,15 +507,43 @@ class gaussian_mixture {
   }
 
  private:
+  // The E-step kernels work on groups of observations held as rows (detail/mixture_kernels.hpp).
+  static constexpr Eigen::Index group = detail::mixture::group;
+  static constexpr Eigen::Index lanes = detail::mixture::lanes;
+  using group_array = detail::mixture::group_array;
+  using group_block = detail::mixture::group_block;
+  using lane_block = detail::mixture::lane_block;
+
+  /// What the log-joint needs, about a reference point c (see group_log_joint).
+  struct density {
+    Eigen::VectorXd log_const;  ///< K: log pi_k - d/2 log 2 pi - 1/2 log det Sigma_k (+ the mean
+                                ///< term about c for diagonal/spherical)
+    Eigen::MatrixXd coef;       ///< diagonal/spherical: K x 2d, [(mu_k - c) / v_k, -1 / (2 v_k)]
+    Eigen::MatrixXd tri;        ///< full/tied: lower triangles of L_k^{-1} packed by rows (K or 1 columns)
+    Eigen::MatrixXd offsets;    ///< full/tied: d x K, L_k^{-1} (mu_k - c)
+  };
+
   /// Quantities derived from the parameters, rebuilt whenever they change.
   struct cache {
     Eigen::VectorXd center;             ///< sum_k pi_k mu_k
     Eigen::MatrixXd whiten;             ///< full: K d x d stacked L_k^{-1}; tied: L^{-1}
-    Eigen::MatrixXd offsets;            ///< full/tied: d x K, L_k^{-1} (mu_k - c)
-    Eigen::MatrixXd coef;               ///< diagonal/spherical: K x 2d, [(mu_k - c) / sigma_k^2, -1 / (2 sigma_k^2)]
-    Eigen::VectorXd log_const;          ///< K: log pi_k - d/2 log 2 pi - 1/2 log det Sigma_k (+ the
-                                        ///< constant mean term for diagonal/spherical)
-    std::vector<Eigen::MatrixXd> chol;  ///< Cholesky factors L_k (tied: one)
+    std::vector<Eigen::MatrixXd> chol;  ///< Cholesky factors L_k (tied: one; diagonal: diagonal)
+    density dn;                         ///< the log-joint's coefficients about `center`
+  };
+
+  /// Columns per chunk of the E-step: a few groups, so that a chunk's data (chunk x d) and one
+  /// component's partial sums stay in L1 while the moments are accumulated.
+  static constexpr Eigen::Index chunk = 4 * group;
+
+  /// Buffers of the E-step (one per thread, reused across calls).
+  struct workspace {
+    Eigen::MatrixXd z;             ///< chunk x d: the chunk minus the reference point, observations as rows
+    Eigen::MatrixXd r;             ///< chunk x K: log-joint, then weighted responsibilities
+    Eigen::MatrixXd w;             ///< chunk x 1: observation weights, 0 on the padding rows
+    group_block y;        ///< tied: group x d, a whitened group
+    lane_block moments;   ///< lanes x K P partial sums (see detail::mixture::accumulate_moments)
+    lane_block pooled;    ///< tied: lanes x P partial sums of the weighted scatter
+    density shifted;               ///< coefficients about another reference point (density_about)
   };
 
   stats_type empty_stats(Eigen::Index d, const Eigen::VectorXd& center) const {
@@ -532,13 +559,6 @@ class gaussian_mixture {
     return s;
   }
 
-  /// K x N one-hot matrix of `labels`, scaled by the observation weights.
-  Eigen::MatrixXd hard_assignments(const data_type& x, const Eigen::VectorXi& labels) const {
-    Eigen::MatrixXd r = Eigen::MatrixXd::Zero(k_, x.size());
-    for (Eigen::Index i = 0; i < x.size(); ++i) r(labels(i), i) = x.weight(i);
-    return r;
-  }
-
   static Eigen::VectorXi nearest(const Eigen::MatrixXd& x, const Eigen::MatrixXd& centers) {
     // ||x - m||^2 = ||x||^2 - 2 m^T x + ||m||^2; the first term does not change the argmin.
     const Eigen::MatrixXd score = (-2.0 * centers.transpose() * x).colwise() + centers.colwise().squaredNorm().transpose();
@@ -550,14 +570,14 @@ class gaussian_mixture {
   bool build_cache(const params_type& p, cache& c) const {
     const Eigen::Index d = p.means.rows();
     c.center = p.means * p.weights;
-    const Eigen::ArrayXd log_w = p.weights.array().log();  // log 0 = -inf: a dead component
-    c.log_const.resize(k_);
-    const double half_d_log_2pi = 0.5 * static_cast<double>(d) * log_two_pi;
     if (type_ == covariance_type::full || type_ == covariance_type::tied) {
       const Eigen::Index nf = type_ == covariance_type::full ? k_ : 1;
+      const Eigen::ArrayXd log_w = p.weights.array().log();  // log 0 = -inf: a dead component
+      const double half_d_log_2pi = 0.5 * static_cast<double>(d) * log_two_pi;
       c.chol.assign(static_cast<std::size_t>(nf), Eigen::MatrixXd());
       c.whiten.resize(nf * d, d);
-      c.offsets.resize(d, k_);
+      c.dn.offsets.resize(d, k_);
+      c.dn.log_const.resize(k_);
       Eigen::VectorXd log_det(nf);
       for (Eigen::Index f = 0; f < nf; ++f) {
         const cholesky_result ch = regularized_cholesky(p.covariances[static_cast<std::size_t>(f)]);
@@ -566,12 +586,13 @@ class gaussian_mixture {
         c.whiten.middleRows(f * d, d) = ch.llt.matrixL().solve(Eigen::MatrixXd::Identity(d, d));
         log_det(f) = log_det_from_cholesky(ch.llt);
       }
+      if (!c.whiten.allFinite()) return false;
       for (Eigen::Index k = 0; k < k_; ++k) {
         const Eigen::Index f = type_ == covariance_type::full ? k : 0;
-        c.offsets.col(k) = c.whiten.middleRows(f * d, d) * (p.means.col(k) - c.center);
-        c.log_const(k) = log_w(k) - half_d_log_2pi - 0.5 * log_det(f);
+        c.dn.offsets.col(k) = c.whiten.middleRows(f * d, d) * (p.means.col(k) - c.center);
+        c.dn.log_const(k) = log_w(k) - half_d_log_2pi - 0.5 * log_det(f);
       }
-      if (!c.whiten.allFinite()) return false;
+      c.dn.tri = detail::mixture::pack_lower_rows(c.whiten, nf);
     } else {
       c.chol.assign(static_cast<std::size_t>(k_), Eigen::MatrixXd());
       for (Eigen::Index k = 0; k < k_; ++k) {
@@ -579,7 +600,7 @@ class gaussian_mixture {
         if (!((v.array() > 0.0).all() && v.allFinite())) return false;
         c.chol[static_cast<std::size_t>(k)] = v.cwiseSqrt().asDiagonal();
       }
-      diagonal_coefficients(p, c.center, c.coef, c.log_const);
+      diagonal_coefficients(p, c.center, c.dn.coef, c.dn.log_const);
     }
     return true;
   }
@@ -604,74 +625,53 @@ class gaussian_mixture {
     }
   }
 
-  /// The diagonal and spherical kernels work on groups of `group` observations held as the
-  /// rows of a group x d block, so that every step is vector arithmetic across observations
-  /// with the group's data in registers or L1; statistics are accumulated in `lanes`-wide
-  /// partial sums and reduced once per E-step call. Both sizes are fixed, so the arithmetic
-  /// does not depend on how the solver cut the data into blocks.
-  static constexpr Eigen::Index group = 32;
-  static constexpr Eigen::Index lanes = 8;
-  using group_array = Eigen::Array<double, group, 1>;
-  using group_block = Eigen::Array<double, group, Eigen::Dynamic>;
-  using lane_block = Eigen::Array<double, lanes, Eigen::Dynamic>;
-
-  /// lj(:, k) = lc_k + sum_j x_j (a_kj + b_kj x_j) for the group xg (group x d), coef = [a b].
-  static void diagonal_log_joint(const group_block& xg, const Eigen::MatrixXd& coef, const Eigen::VectorXd& lc,
-                                 group_block& lj) {
-    const Eigen::Index d = xg.cols();
-    for (Eigen::Index k = 0; k < coef.rows(); ++k) {
-      // (The first term initializes acc: a broadcast constant would be stored in halves and
-      // reloaded whole, which stalls store forwarding.)
-      group_array acc = xg.col(0) * (coef(k, 0) + coef(k, d) * xg.col(0)) + lc(k);
-      for (Eigen::Index j = 1; j < d; ++j) acc += xg.col(j) * (coef(k, j) + coef(k, d + j) * xg.col(j));
-      lj.col(k) = acc;
+  /// The log-joint's coefficients about `center`: the cached ones if it is this mixture's
+  /// center (the usual case), else shifted copies built in `scratch`.
+  const density& density_about(const Eigen::VectorXd& center, density& scratch) const {
+    if (center == c_.center) return c_.dn;
+    scratch = c_.dn;
+    if (type_ == covariance_type::diagonal || type_ == covariance_type::spherical) {
+      diagonal_coefficients(p_, center, scratch.coef, scratch.log_const);
+    } else {
+      // L_k^{-1} (mu_k - c') = L_k^{-1} (mu_k - c) + L_k^{-1} (c - c').
+      const Eigen::Index d = dim();
+      for (Eigen::Index k = 0; k < k_; ++k) {
+        const Eigen::Index f = type_ == covariance_type::full ? k : 0;
+        scratch.offsets.col(k) += c_.whiten.middleRows(f * d, d) * (c_.center - center);
+      }
     }
+    return scratch;
   }
 
-  /// The 8 lanes of a group's 32 values summed in a fixed order.
-  static Eigen::Array<double, lanes, 1> fold(const group_array& v) {
-    static_assert(group == 4 * lanes);
-    return (v.segment<lanes>(0) + v.segment<lanes>(lanes)) + (v.segment<lanes>(2 * lanes) + v.segment<lanes>(3 * lanes));
-  }
-
-  /// acc (lanes partial sums) += the group's products a .* b folded onto the lanes, written as
-  /// one chain so that it compiles to four fused multiply-adds.
-  static void add_products(double* acc, const group_array& a, const double* b) {
-    using lane_array = Eigen::Array<double, lanes, 1>;
-    using lane_map = Eigen::Map<const lane_array>;
-    Eigen::Map<lane_array> s(acc);
-    s = s + a.segment<lanes>(0) * lane_map(b) + a.segment<lanes>(lanes) * lane_map(b + lanes) +
-        a.segment<lanes>(2 * lanes) * lane_map(b + 2 * lanes) + a.segment<lanes>(3 * lanes) * lane_map(b + 3 * lanes);
-  }
-
-  /// Buffers of the diagonal kernels (one per thread, reused across calls).
-  struct diagonal_workspace {
-    group_block xg;          ///< group x d: the group's observations minus the reference point
-    group_block lj;          ///< group x K: log-joint, then (weighted) responsibilities
-    lane_block counts;       ///< lanes x K partial sums of responsibilities
-    lane_block sums;         ///< lanes x K d partial sums of r_nk x_nj (column k d + j)
-    lane_block squares;      ///< lanes x K d partial sums of r_nk x_nj^2
-    Eigen::MatrixXd coef;    ///< coefficients about another reference point (see e_step_diagonal)
-    Eigen::VectorXd lc;
-  };
-
-  /// out(i, j) = x(j, n0 + i) - center(j) for i < b, j < d, with out column-major with leading
-  /// dimension ld: the columns of x become rows, so that the kernels work across observations.
-  static void load_rows(const Eigen::Ref<const Eigen::MatrixXd>& x, const Eigen::VectorXd& center, Eigen::Index n0,
-                        Eigen::Index b, double* out, Eigen::Index ld) {
-    const Eigen::Index d = x.rows(), stride = x.outerStride();
-    const double* const c = center.data();
-    for (Eigen::Index i = 0; i < b; ++i) {
-      const double* const col = x.data() + (n0 + i) * stride;
-      for (Eigen::Index j = 0; j < d; ++j) out[j * ld + i] = col[j] - c[j];
+  /// lj (group x K) = log pi_k + log N(x_n | mu_k, Sigma_k) for a group of observations: the
+  /// x_n - c are the rows of the column-major block at z with leading dimension ld, where c is
+  /// the point `dn` was built about. `y` is group x d scratch (tied).
+  template <class Out>
+  void group_log_joint(const double* z, Eigen::Index ld, const density& dn, Out& lj, group_block& y) const {
+    const Eigen::Index d = dim();
+    switch (type_) {
+      case covariance_type::diagonal:
+      case covariance_type::spherical:
+        detail::mixture::diagonal_log_joint(z, ld, d, dn.coef, dn.log_const, lj);
+        break;
+      case covariance_type::full:
+        for (Eigen::Index k = 0; k < k_; ++k)
+          lj.col(k).array() = dn.log_const(k) - 0.5 * detail::mixture::whitened_norms(z, ld, d, dn.tri.col(k).data(),
+                                                                                      dn.offsets.col(k).data());
+        break;
+      case covariance_type::tied:
+        // One whitening shared by all components, then K distances to the whitened means.
+        for (Eigen::Index i = 0; i < d; ++i) {
+          const double* row = dn.tri.data() + i * (i + 1) / 2;  // row i of the packed triangle
+          y.col(i) = detail::mixture::whiten_row(z, ld, i, row, 0.0);
+        }
+        for (Eigen::Index k = 0; k < k_; ++k) {
+          group_array nrm = (y.col(0) - dn.offsets(0, k)).square();
+          for (Eigen::Index i = 1; i < d; ++i) nrm += (y.col(i) - dn.offsets(i, k)).square();
+          lj.col(k).array() = dn.log_const(k) - 0.5 * nrm;
+        }
+        break;
     }
-  }
-
-  /// Columns [n0, n0 + b) of x minus `center` as the rows of xg (group x d), zero padded.
-  static void load_group(const Eigen::Ref<const Eigen::MatrixXd>& x, const Eigen::VectorXd& center, Eigen::Index n0,
-                         Eigen::Index b, group_block& xg) {
-    load_rows(x, center, n0, b, xg.data(), group);
-    if (b < group) xg.bottomRows(group - b).setZero();
   }
 
   /// The weights of observations [n0, n0 + b) as a group; 0 on the padding rows.
@@ -694,262 +694,79 @@ class gaussian_mixture {
     return (lse * w).sum();
   }
 
-  /// Adds the group's statistics (the weighted responsibilities ws.lj) into the lane
-  /// accumulators of ws. Raw pointers: the accumulators are stored to in the inner loop, and
-  /// the compiler must know that this does not move the group's data.
-  static void accumulate_group(diagonal_workspace& ws) {
-    using lane_array = Eigen::Array<double, lanes, 1>;
-    const Eigen::Index d = ws.xg.cols(), k_count = ws.lj.cols();
-    const double* const xg = ws.xg.data();
-    double* const counts = ws.counts.data();
-    double* const sums = ws.sums.data();
-    double* const squares = ws.squares.data();
-    for (Eigen::Index k = 0; k < k_count; ++k) {
-      const group_array r = ws.lj.col(k);
-      Eigen::Map<lane_array>(counts + k * lanes) += fold(r);
-      for (Eigen::Index j = 0; j < d; ++j) {
-        const Eigen::Map<const group_array> xj(xg + j * group);
-        const group_array t = r * xj;
-        Eigen::Map<lane_array>(sums + (k * d + j) * lanes) += fold(t);
-        add_products(squares + (k * d + j) * lanes, t, xj.data());
-      }
+  detail::mixture::second_moments moment_kind() const {
+    switch (type_) {
+      case covariance_type::full: return detail::mixture::second_moments::lower_triangle;
+      case covariance_type::diagonal:
+      case covariance_type::spherical: return detail::mixture::second_moments::diagonal;
+      case covariance_type::tied: break;
     }
+    return detail::mixture::second_moments::none;  // tied: the scatter is pooled (see sweep)
   }
 
-  /// E-step for diagonal and spherical covariances, fused per group of observations:
-  /// log-joint, normalization and statistics while the group is in registers or L1.
-  double e_step_diagonal(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
-    const Eigen::Index d = dim();
-    if (s.center.size() != d)
-      detail::throw_invalid("gaussian_mixture::e_step", "statistics belong to a mixture of another dimension");
-    thread_local diagonal_workspace ws;
-    // Densities about the statistics' reference point (usually this model's own center).
-    const bool own_center = s.center == c_.center;
-    if (!own_center) diagonal_coefficients(p_, s.center, ws.coef, ws.lc);
-    const Eigen::MatrixXd& coef = own_center ? c_.coef : ws.coef;
-    const Eigen::VectorXd& lc = own_center ? c_.log_const : ws.lc;
-    ws.xg.resize(group, d);
-    ws.lj.resize(group, k_);
-    ws.counts.setZero(lanes, k_);
-    ws.sums.setZero(lanes, k_ * d);
-    ws.squares.setZero(lanes, k_ * d);
-    double ll = 0.0;
-    for (Eigen::Index n0 = begin; n0 < end; n0 += group) {
-      const Eigen::Index b = std::min(group, end - n0);
-      load_group(x.x(), s.center, n0, b, ws.xg);
-      diagonal_log_joint(ws.xg, coef, lc, ws.lj);
-      ll += group_responsibilities(ws.lj, group_weights(x, n0, b));
-      accumulate_group(ws);
-    }
-    s.counts += ws.counts.colwise().sum().transpose().matrix();
-    s.sums += ws.sums.colwise().sum().matrix().reshaped(d, k_);
-    s.diagonal_scatter += ws.squares.colwise().sum().matrix().reshaped(d, k_);
-    return ll;
-  }
-
-  /// The lower triangles of the components' whitening L_k^{-1} packed row by row (K rows of
-  /// d(d+1)/2), so that the kernel reads its coefficients in order.
-  Eigen::MatrixXd packed_whitening() const {
-    const Eigen::Index d = dim();
-    Eigen::MatrixXd t(d * (d + 1) / 2, k_);
-    for (Eigen::Index k = 0; k < k_; ++k) {
-      Eigen::Index at = 0;
-      for (Eigen::Index i = 0; i < d; ++i)
-        for (Eigen::Index j = 0; j <= i; ++j) t(at++, k) = c_.whiten(k * d + i, j);
-    }
-    return t;
-  }
-
-  /// ||L^{-1} (x_n - mu)||^2 for a group of observations: x_n - c are the rows [0, group) of
-  /// the column-major block at z with leading dimension ld, `tri` is L^{-1} packed by rows
-  /// (see packed_whitening) and o = L^{-1} (mu - c). Only the triangle is touched, half the
-  /// flops of a dense product, and the whitened values never leave registers.
-  static group_array whitened_norms(const double* z, Eigen::Index ld, Eigen::Index d, const double* tri,
-                                    const double* o) {
-    using column = Eigen::Map<const group_array>;
-    group_array y = column(z) * tri[0] - o[0];
-    group_array nrm = y.square();
-    for (Eigen::Index i = 1; i < d; ++i) {
-      tri += i;  // row i starts after rows 0..i-1 (i(i+1)/2 entries)
-      y = column(z) * tri[0] - o[i];
-      for (Eigen::Index j = 1; j <= i; ++j) y += column(z + j * ld) * tri[j];
-      nrm += y.square();
-    }
-    return nrm;
-  }
-
-  /// Adds the moments of one chunk to the lane accumulators `moments` (lanes x K P, with
-  /// P = 1 + d + d(d+1)/2): for component k, column k P holds the partial sums of r_nk, the next
-  /// d those of r_nk x_ni, and the rest those of r_nk x_ni x_nj for j <= i, row by row. The
-  /// chunk's observations are rows [0, bp) of the column-major z (leading dimension ld), its
-  /// weighted responsibilities the columns of t. Looping over components outermost keeps one
-  /// component's accumulators in L1 while the chunk streams past them.
-  static void accumulate_full(const double* z, Eigen::Index ld, Eigen::Index bp, Eigen::Index d,
-                              const Eigen::MatrixXd& t, lane_block& moments) {
-    using lane_array = Eigen::Array<double, lanes, 1>;
-    using column = Eigen::Map<const group_array>;
-    const Eigen::Index p = 1 + d + d * (d + 1) / 2;
-    for (Eigen::Index k = 0; k < t.cols(); ++k) {
-      double* const acc = moments.data() + k * p * lanes;
-      for (Eigen::Index g = 0; g < bp; g += group) {
-        const group_array r = column(t.col(k).data() + g);
-        Eigen::Map<lane_array>(acc) += fold(r);
-        double* pair = acc + (1 + d) * lanes;
-        for (Eigen::Index i = 0; i < d; ++i) {
-          const group_array ti = r * column(z + i * ld + g);
-          Eigen::Map<lane_array>(acc + (1 + i) * lanes) += fold(ti);
-          for (Eigen::Index j = 0; j <= i; ++j, pair += lanes) add_products(pair, ti, z + j * ld + g);
-        }
-      }
-    }
-  }
-
-  /// E-step of the full-covariance model, in the transposed (observations as rows) layout.
-  /// Per chunk of B columns, with c the statistics' reference point and z_n = x_n - c:
-  ///   log-joint_nk = log_const_k - ||L_k^{-1}(x_n - mu_k)||^2 / 2 by `whitened_norms`, one
-  ///       group of observations at a time, normalized into responsibilities r_nk;
-  ///   the moments sum_n r_nk, sum_n r_nk z_n and the lower triangle of sum_n r_nk z_n z_n^T
-  ///       by `accumulate_full`, folded onto lanes and reduced once per call.
-  double e_step_full(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
-    const Eigen::Index d = dim(), p = 1 + d + d * (d + 1) / 2;
-    if (s.center.size() != d)
-      detail::throw_invalid("gaussian_mixture::e_step", "statistics belong to a mixture of another dimension");
-    // Fixed chunk size (a multiple of the group): the arithmetic does not depend on how the
-    // solver cut the blocks.
-    constexpr Eigen::Index chunk = 4 * group;
-    thread_local workspace ws;
-    // Offsets o_k = L_k^{-1} (mu_k - c) about the statistics' reference point c.
-    ws.w = c_.offsets;
-    if (s.center != c_.center)
-      for (Eigen::Index k = 0; k < k_; ++k) ws.w.col(k) += c_.whiten.middleRows(k * d, d) * (c_.center - s.center);
-    const Eigen::MatrixXd tri = packed_whitening();
-    ws.moments.setZero(lanes, k_ * p);
+  /// Runs over columns [begin, end) of x in chunks, with each chunk minus s.center as the rows
+  /// of ws.z (zero-padded to whole groups). `fill(c0, b, bp)` sets the chunk's weighted
+  /// responsibilities ws.r and weights ws.w on rows [0, bp), zero on the padding rows [b, bp),
+  /// and returns the chunk's log-likelihood. The moments of every chunk are accumulated by
+  /// lanes and added to s at the end; returns the summed log-likelihood.
+  template <class Fill>
+  double sweep(workspace& ws, const Eigen::Ref<const Eigen::MatrixXd>& x, Eigen::Index begin, Eigen::Index end,
+               stats_type& s, Fill&& fill) const {
+    using second_moments = detail::mixture::second_moments;
+    // (d from x: initialize sweeps before the mixture has parameters.)
+    const Eigen::Index d = x.rows(), p = detail::mixture::moment_count(d, moment_kind());
+    const bool tied = type_ == covariance_type::tied;
     ws.z.resize(chunk, d);
-    ws.t.resize(chunk, k_);
+    ws.r.resize(chunk, k_);
+    ws.w.resize(chunk, 1);
+    ws.y.resize(group, d);
+    ws.moments.setZero(lanes, k_ * p);
+    if (tied) ws.pooled.setZero(lanes, detail::mixture::moment_count(d, second_moments::lower_triangle));
     double ll = 0.0;
     for (Eigen::Index c0 = begin; c0 < end; c0 += chunk) {
-      const Eigen::Index b = std::min(chunk, end - c0), bp = (b + group - 1) / group * group;
-      load_rows(x.x(), s.center, c0, b, ws.z.data(), chunk);
+      const Eigen::Index b = std::min(chunk, end - c0);
+      const Eigen::Index bp = (b + group - 1) / group * group;
+      detail::mixture::load_rows(x, s.center, c0, b, ws.z.data(), chunk);
       ws.z.middleRows(b, bp - b).setZero();
-      for (Eigen::Index g = 0; g < bp; g += group) {
-        auto lj = ws.t.middleRows<group>(g);
-        for (Eigen::Index k = 0; k < k_; ++k)
-          lj.col(k).array() = c_.log_const(k) - 0.5 * whitened_norms(ws.z.data() + g, chunk, d, tri.col(k).data(),
-                                                                       ws.w.col(k).data());
-        ll += group_responsibilities(lj, group_weights(x, c0 + g, std::min(group, b - g)));
-      }
-      accumulate_full(ws.z.data(), chunk, bp, d, ws.t, ws.moments);
+      ll += fill(c0, b, bp);
+      detail::mixture::accumulate_moments(ws.z.data(), chunk, bp, d, ws.r, moment_kind(), ws.moments);
+      if (tied)
+        detail::mixture::accumulate_moments(ws.z.data(), chunk, bp, d, ws.w, second_moments::lower_triangle, ws.pooled);
     }
     const Eigen::MatrixXd m = ws.moments.colwise().sum().matrix().reshaped(p, k_);
     s.counts += m.row(0).transpose();
     s.sums += m.middleRows(1, d);
-    for (Eigen::Index k = 0; k < k_; ++k) {
-      auto sk = s.scatter.middleRows(k * d, d);
-      Eigen::Index at = 1 + d;
-      for (Eigen::Index i = 0; i < d; ++i)
-        for (Eigen::Index j = 0; j <= i; ++j) {
-          const double v = m(at++, k);
-          sk(i, j) += v;
-          if (i != j) sk(j, i) += v;
-        }
+    switch (type_) {
+      case covariance_type::full:
+        for (Eigen::Index k = 0; k < k_; ++k)
+          detail::mixture::add_packed_symmetric(m.col(k).tail(p - 1 - d), s.scatter.middleRows(k * d, d));
+        break;
+      case covariance_type::diagonal:
+      case covariance_type::spherical:
+        s.diagonal_scatter += m.middleRows(1 + d, d);
+        break;
+      case covariance_type::tied: {
+        const Eigen::VectorXd q = ws.pooled.colwise().sum().transpose().matrix();
+        detail::mixture::add_packed_symmetric(q.tail(q.size() - 1 - d), s.scatter);
+        break;
+      }
     }
     return ll;
   }
 
-  /// Buffers of one chunk of columns (reused across chunks of an E-step).
-  struct workspace {
-    Eigen::MatrixXd z;        ///< full e_step: B x d, the chunk minus the reference point as rows
-    Eigen::MatrixXd w;        ///< full e_step: d x K offsets L_k^{-1} (mu_k - c) about the statistics' center
-    lane_block moments;       ///< full e_step: lanes x K P partial sums (see accumulate_full)
-    Eigen::MatrixXd xc;       ///< d x B, the chunk minus the reference point (initialize for the
-                              ///< diagonal/spherical types: 2d x B, the chunk over its squares)
-    Eigen::MatrixXd y;        ///< tied: d x B whitened chunk
-    Eigen::MatrixXd r;        ///< K x B: log-joint, then (weighted) responsibilities
-    Eigen::RowVectorXd lse;   ///< 1 x B: log p(x_n)
-    Eigen::MatrixXd t;        ///< full e_step: B x K log-joint, then responsibilities; accumulate:
-                              ///< responsibility-scaled copies of the data
-  };
-
-  /// ws.r (K x B) = log pi_k + log N(x_n | mu_k, Sigma_k) for the chunk ws.xc = x - center.
-  /// `center` is the reference point of ws.xc; if it is not this model's center (statistics
-  /// created elsewhere), the chunk is shifted for the densities and shifted back afterwards.
-  void log_joint(workspace& ws, const Eigen::VectorXd& center) const {
-    if (center.size() != c_.center.size())
-      detail::throw_invalid("gaussian_mixture::e_step", "statistics belong to a mixture of another dimension");
-    const bool shift = center != c_.center;
-    const Eigen::Index d = center.size();
-    if (shift) ws.xc.topRows(d).colwise() += center - c_.center;
-    Eigen::MatrixXd& out = ws.r;
-    if (type_ == covariance_type::full) {
-      // The kernel of e_step_full, one group of columns at a time.
-      const Eigen::MatrixXd tri = packed_whitening();
-      group_block xg(group, d);
-      for (Eigen::Index n0 = 0; n0 < ws.xc.cols(); n0 += group) {
-        const Eigen::Index b = std::min(group, ws.xc.cols() - n0);
-        load_group(ws.xc, Eigen::VectorXd::Zero(d), n0, b, xg);
-        for (Eigen::Index k = 0; k < k_; ++k)
-          out.row(k).segment(n0, b) =
-              (c_.log_const(k) - 0.5 * whitened_norms(xg.data(), group, d, tri.col(k).data(), c_.offsets.col(k).data()))
-                  .head(b)
-                  .transpose()
-                  .matrix();
-      }
-    } else if (type_ == covariance_type::tied) {
-      ws.y.noalias() = c_.whiten * ws.xc;
-      for (Eigen::Index k = 0; k < k_; ++k)
-        out.row(k) = (c_.log_const(k) - 0.5 * (ws.y.colwise() - c_.offsets.col(k)).colwise().squaredNorm().array()).matrix();
-    } else {
-      // The diagonal kernel, one group of columns at a time (see e_step_diagonal).
-      group_block xg(group, d), lj(group, k_);
-      for (Eigen::Index n0 = 0; n0 < ws.xc.cols(); n0 += group) {
-        const Eigen::Index b = std::min(group, ws.xc.cols() - n0);
-        load_group(ws.xc, Eigen::VectorXd::Zero(d), n0, b, xg);
-        diagonal_log_joint(xg, c_.coef, c_.log_const, lj);
-        out.middleCols(n0, b) = lj.topRows(b).transpose().matrix();
-      }
-    }
-    if (shift) ws.xc.topRows(d).colwise() -= center - c_.center;
-  }
-
-  /// Turns the log-joint ws.r (K x B, columns c0.. of x) into responsibilities scaled by the
-  /// sample weights, and returns the chunk's weighted log-likelihood.
-  static double responsibilities_in_place(workspace& ws, const data_type& x, Eigen::Index c0) {
-    const Eigen::Index b = ws.r.cols();
-    ws.lse.resize(b);
-    normalize_columns_log(ws.r, ws.lse);
-    if (!x.weighted()) return ws.lse.sum();
-    const auto w = x.weights().segment(c0, b);
-    ws.r.array().rowwise() *= w.transpose().array();
-    return ws.lse.dot(w.transpose());
-  }
-
-  /// s += statistics of the chunk ws.xc with (already weighted) responsibilities ws.r.
-  void accumulate(workspace& ws, stats_type& s) const {
-    const Eigen::Index d = s.center.size(), b = ws.xc.cols();
-    s.counts.noalias() += ws.r.rowwise().sum();
-    if (type_ != covariance_type::diagonal && type_ != covariance_type::spherical)
-      s.sums.noalias() += ws.xc * ws.r.transpose();
-    switch (type_) {
-      case covariance_type::full:
-        // All K scatter matrices in one GEMM: [r_1 .* x; ...; r_K .* x] x^T.
-        ws.t.resize(k_ * d, b);
-        for (Eigen::Index k = 0; k < k_; ++k)
-          ws.t.middleRows(k * d, d) = ws.xc.array().rowwise() * ws.r.row(k).array();
-        s.scatter.noalias() += ws.t * ws.xc.transpose();
-        break;
-      case covariance_type::tied:
-        // sum_k r_nk is the observation's weight w_n.
-        ws.t = ws.xc.array().rowwise() * ws.r.colwise().sum().array();
-        s.scatter.noalias() += ws.t * ws.xc.transpose();
-        break;
-      case covariance_type::diagonal:
-      case covariance_type::spherical: {
-        // Sums and diagonal scatter in one GEMM: [x; x^2] r^T.
-        const Eigen::MatrixXd both = ws.xc * ws.r.transpose();
-        s.sums += both.topRows(d);
-        s.diagonal_scatter += both.bottomRows(d);
-        break;
-      }
+  /// out (K x N) = log pi_k + log N(x_n | mu_k, Sigma_k) for the columns of x, by the E-step's
+  /// kernels one group of columns at a time.
+  void log_joint(const Eigen::Ref<const Eigen::MatrixXd>& x, Eigen::MatrixXd& out) const {
+    const Eigen::Index d = dim(), n = x.cols();
+    out.resize(k_, n);
+    group_block xg(group, d), y(group, d);
+    Eigen::Matrix<double, group, Eigen::Dynamic> lj(group, k_);
+    for (Eigen::Index n0 = 0; n0 < n; n0 += group) {
+      const Eigen::Index b = std::min(group, n - n0);
+      detail::mixture::load_rows(x, c_.center, n0, b, xg.data(), group);
+      xg.bottomRows(group - b).setZero();
+      group_log_joint(xg.data(), group, c_.dn, lj, y);
+      out.middleCols(n0, b) = lj.topRows(b).transpose();
     }
   }
 
@@ -958,13 +775,9 @@ class gaussian_mixture {
     require_params(fn);
     detail::require_rows(x, dim(), fn, "x");
     detail::require_finite(x, fn, "x");
-    workspace ws;
-    ws.xc = x.colwise() - c_.center;
-    ws.r.resize(k_, x.cols());
-    log_joint(ws, c_.center);
+    log_joint(x, r);
     lse.resize(x.cols());
-    normalize_columns_log(ws.r, lse);
-    r = std::move(ws.r);
+    normalize_columns_log(r, lse);
   }
 
   void require_params(std::string_view fn) const {
