@@ -38,15 +38,18 @@ void BM_GaussianMixtureEMIteration(benchmark::State& state) {
     benchmark::DoNotOptimize(ll);
   }
   state.SetItemsProcessed(state.iterations() * n);
-  // Full: whitening GEMM 2 N K d^2 plus the symmetric scatter N K d^2 (+ lower-order terms).
-  // Diagonal/spherical: 4 GEMMs of N K d each. Tied: 2 N d^2 + N d^2 + 3 N K d.
+  // The kernels' arithmetic (a multiply-add counts 2). Full: per component a triangular
+  // whitening and a lower-triangle scatter, d(d+1)/2 multiply-adds each. Diagonal/spherical:
+  // 2 multiply-adds per coordinate and component for the densities, 2 for the moments.
+  // Tied: one whitening and one pooled scatter, plus K distances (3 per coordinate) and first
+  // moments (2).
   double flops = 0.0;
   const double nn = double(n), kk = double(k), dd = double(d);
   switch (type) {
-    case latent::covariance_type::full: flops = 3.0 * nn * kk * dd * dd; break;
+    case latent::covariance_type::full: flops = 2.0 * nn * kk * dd * (dd + 1.0); break;
     case latent::covariance_type::diagonal:
     case latent::covariance_type::spherical: flops = 8.0 * nn * kk * dd; break;
-    case latent::covariance_type::tied: flops = 3.0 * nn * dd * dd + 3.0 * nn * kk * dd; break;
+    case latent::covariance_type::tied: flops = 2.0 * nn * dd * (dd + 1.0) + 5.0 * nn * kk * dd; break;
   }
   state.counters["FLOPS"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate,
                                                benchmark::Counter::kIs1000);
