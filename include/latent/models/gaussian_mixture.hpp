@@ -537,13 +537,13 @@ class gaussian_mixture {
 
   /// Buffers of the E-step (one per thread, reused across calls).
   struct workspace {
-    Eigen::MatrixXd z;             ///< chunk x d: the chunk minus the reference point, observations as rows
-    Eigen::MatrixXd r;             ///< chunk x K: log-joint, then weighted responsibilities
-    Eigen::MatrixXd w;             ///< chunk x 1: observation weights, 0 on the padding rows
-    group_block y;        ///< tied: group x d, a whitened group
-    lane_block moments;   ///< lanes x K P partial sums (see detail::mixture::accumulate_moments)
-    lane_block pooled;    ///< tied: lanes x P partial sums of the weighted scatter
-    density shifted;               ///< coefficients about another reference point (density_about)
+    Eigen::MatrixXd z;     ///< chunk x d: the chunk minus the reference point, observations as rows
+    Eigen::MatrixXd r;     ///< chunk x K: log-joint, then weighted responsibilities
+    Eigen::MatrixXd w;     ///< chunk x 1: observation weights, 0 on the padding rows
+    group_block y;         ///< tied: group x d, a whitened group
+    lane_block moments;    ///< lanes x K P partial sums (see detail::mixture::accumulate_moments)
+    lane_block pooled;     ///< tied: lanes x P partial sums of the weighted scatter
+    density shifted;       ///< coefficients about another reference point (density_about)
   };
 
   stats_type empty_stats(Eigen::Index d, const Eigen::VectorXd& center) const {

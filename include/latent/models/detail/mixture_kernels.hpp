@@ -98,7 +98,7 @@ void accumulate_moments(const double* z, Eigen::Index ld, Eigen::Index bp, Eigen
 }
 
 /// The lower triangles of `count` stacked d x d matrices, packed row by row into the columns
-/// of a d(d+1)/2 x count matrix (the order whiten_rows reads them in).
+/// of a d(d+1)/2 x count matrix (the order whitened_norms and whiten_row read them in).
 inline Eigen::MatrixXd pack_lower_rows(const Eigen::MatrixXd& stacked, Eigen::Index count) {
   const Eigen::Index d = stacked.cols();
   Eigen::MatrixXd t(d * (d + 1) / 2, count);
@@ -144,9 +144,9 @@ inline group_array whitened_norms(const double* z, Eigen::Index ld, Eigen::Index
   return nrm;
 }
 
-/// lj(:, k) = lc_k + sum_j z_j (a_kj + b_kj z_j) for a group (z as in whiten_rows), with
-/// coef = [a b] (K x 2d): the log-joint of diagonal Gaussians (see diagonal coefficients in
-/// gaussian_mixture). The first term initializes the sum: a broadcast constant would be
+/// lj(:, k) = lc_k + sum_j z_j (a_kj + b_kj z_j) for a group (z as in whiten_row), with
+/// coef = [a b] (K x 2d): the log-joint of diagonal Gaussians (see
+/// gaussian_mixture::diagonal_coefficients). The first term initializes the sum: a broadcast constant would be
 /// stored in halves and reloaded whole, which stalls store forwarding.
 template <class Out>
 void diagonal_log_joint(const double* z, Eigen::Index ld, Eigen::Index d, const Eigen::MatrixXd& coef,
