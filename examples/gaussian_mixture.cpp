@@ -71,7 +71,7 @@ void simulated() {
   // Truth: K components with random means and random full covariances, equal weights.
   latent::gaussian_mixture_params truth;
   truth.weights = Eigen::VectorXd::Constant(k, 1.0 / double(k));
-  truth.means = 4.0 * latent::standard_normal(d, k, rng);  // well separated relative to the spread below
+  truth.means = 0.8 * latent::standard_normal(d, k, rng);  // overlapping: EM has work to do
   for (Eigen::Index j = 0; j < k; ++j) {
     const Eigen::MatrixXd a = 0.9 * (Eigen::MatrixXd::Identity(d, d) + 0.3 * latent::standard_normal(d, d, rng));
     truth.covariances.push_back(a * a.transpose());
