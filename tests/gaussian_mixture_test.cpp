@@ -90,11 +90,11 @@ TEST_CASE("one component with weights equals repeated columns", "[gaussian_mixtu
 
 TEST_CASE("E-step statistics equal a direct per-observation computation", "[gaussian_mixture][kernel]") {
   // The E-step kernels work on groups of 32 observations with lane-wise partial sums; N = 77
-  // leaves a partial group, d = 1 and d = 5 are not multiples of anything the kernels use,
-  // the weights are arbitrary and the statistics are taken about a point away from the
+  // leaves a partial group, d = 1, 5 and 33 are not multiples of anything the kernels use
+  // (33 is more coordinates than a group has rows), the weights are arbitrary and the statistics are taken about a point away from the
   // model's own center.
   auto rng = make_rng(13);
-  for (Eigen::Index d : {1, 5}) {
+  for (Eigen::Index d : {1, 5, 33}) {
     const Eigen::Index n = 77, k = 3;
     const Eigen::MatrixXd x = 2.0 * latent::standard_normal(d, n, rng);
     std::uniform_real_distribution<double> unif(0.5, 2.5);
