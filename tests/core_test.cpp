@@ -356,4 +356,26 @@ TEST_CASE("normalize_rows_log is normalize_columns_log transposed", "[core][nume
   }
   CHECK((rows.transpose() - cols).cwiseAbs().maxCoeff() <= 1e-15);
   CHECK(((rows.array() == 0.0) == (cols.transpose().array() == 0.0)).all());  // same flushes
+  // Writable blocks, passed as temporaries, and a fixed-size block.
+  Eigen::MatrixXd wide = Eigen::MatrixXd::Zero(40, 9);
+  wide.middleCols(2, 5) = a.transpose();
+  Eigen::VectorXd lse_b = Eigen::VectorXd::Zero(45);
+  latent::normalize_rows_log(wide.middleCols(2, 5), lse_b.segment(5, 40));
+  // (The same arithmetic, but a compiler may fuse multiply-adds differently in unrolled and
+  // looped code: compare to the last bits rather than for identity.)
+  CHECK((wide.middleCols(2, 5) - rows).cwiseAbs().maxCoeff() <= 1e-15);
+  CHECK(wide.leftCols(2).isZero(0.0));
+  CHECK(wide.rightCols(2).isZero(0.0));
+  CHECK(lse_b.head(5).isZero(0.0));
+  CHECK(lse_b(3 + 5) == -inf);
+  Eigen::Matrix<double, 8, 5> fixed = a.transpose().topRows(8);
+  Eigen::Array<double, 8, 1> lse_f;
+  latent::normalize_rows_log(fixed, lse_f);
+  CHECK((fixed - rows.topRows(8)).cwiseAbs().maxCoeff() <= 1e-15);
+  CHECK(lse_f(3) == -inf);
+  for (Eigen::Index n = 0; n < 40; ++n) {
+    if (n == 3) continue;
+    CHECK(lse_b(n + 5) == Approx(lse_r(n)).epsilon(1e-15));
+    if (n < 8) CHECK(lse_f(n) == Approx(lse_r(n)).epsilon(1e-15));
+  }
 }

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <type_traits>
 
 namespace latent {
 
@@ -72,11 +73,14 @@ inline void normalize_columns_log(Eigen::Ref<Eigen::MatrixXd> log_p, Eigen::Ref<
 /// per item), every row is normalized and its log-sum-exp returned in `lse` (B). With items as
 /// rows every step is a vertical vector operation over B, which is faster when K is small.
 /// A template so that a block with a compile-time number of rows (a hot kernel's group of
-/// observations) is normalized without heap allocation and with fully unrolled vector code.
+/// observations) is normalized without heap allocation and with fully unrolled vector code;
+/// both arguments may be matrices, arrays or writable blocks of them (also temporaries).
 template <class LogP, class Lse>
-void normalize_rows_log(Eigen::DenseBase<LogP>& log_p, Eigen::DenseBase<Lse>& lse) {
-  using column = Eigen::Array<double, LogP::RowsAtCompileTime, 1, Eigen::ColMajor, LogP::MaxRowsAtCompileTime, 1>;
-  auto&& p = log_p.derived().array();  // a view for a Matrix, the object itself for an Array
+void normalize_rows_log(LogP&& log_p, Lse&& lse) {
+  using traits = std::remove_reference_t<LogP>;
+  using column =
+      Eigen::Array<double, traits::RowsAtCompileTime, 1, Eigen::ColMajor, traits::MaxRowsAtCompileTime, 1>;
+  auto&& p = log_p.array();  // a view for a Matrix, the object itself for an Array
   const Eigen::Index k = p.cols();
   column m = p.col(0);
   for (Eigen::Index j = 1; j < k; ++j) m = m.max(p.col(j));
@@ -90,7 +94,7 @@ void normalize_rows_log(Eigen::DenseBase<LogP>& log_p, Eigen::DenseBase<Lse>& ls
     c = detail::flushed_exp(c - shift);
     total += c;
   }
-  auto&& out = lse.derived().array();
+  auto&& out = lse.array();
   out = shift + total.log();
   const column inv = total.inverse();
   for (Eigen::Index j = 0; j < k; ++j) p.col(j) *= inv;
