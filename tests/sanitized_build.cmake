@@ -1,0 +1,24 @@
+# Configure, build and run the unit tests of a nested copy of latent with AddressSanitizer and
+# UBSan (the ctest entry sanitizers.address_undefined runs this with cmake -P). Unlike
+# `ctest --build-and-test`, which builds serially, this builds on every core.
+#
+# Inputs (-D): SOURCE_DIR, BINARY_DIR, GENERATOR, JOBS.
+foreach(var SOURCE_DIR BINARY_DIR GENERATOR JOBS)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "sanitized_build.cmake: ${var} is not set")
+  endif()
+endforeach()
+
+function(run)
+  execute_process(COMMAND ${ARGV} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    list(JOIN ARGV " " command)
+    message(FATAL_ERROR "sanitized build: '${command}' failed (${rc})")
+  endif()
+endfunction()
+
+run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${BINARY_DIR} -G ${GENERATOR}
+    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1 -DLATENT_SANITIZE=ON -DLATENT_SANITIZER_TEST=OFF
+    -DLATENT_BUILD_EXAMPLES=OFF -DLATENT_BUILD_BENCHMARKS=OFF -DLATENT_INSTALL=OFF)
+run(${CMAKE_COMMAND} --build ${BINARY_DIR} --parallel ${JOBS})
+run(${CMAKE_CTEST_COMMAND} --test-dir ${BINARY_DIR} -L unit --output-on-failure)
