@@ -28,17 +28,34 @@
 /// Observations are columns of the objective's data; a minibatch is a list of column indices
 /// in [0, N) (not necessarily sorted, no repeats).
 
+#include <latent/core/error.hpp>
+
 #include <Eigen/Core>
 
 #include <concepts>
 #include <cstddef>
 #include <random>
 #include <span>
+#include <string_view>
 
 namespace latent {
 
 /// A minibatch: the indices of the columns (observations) it holds.
 using minibatch = std::span<const Eigen::Index>;
+
+namespace detail {
+
+/// The checks every `value_and_gradient` makes of its minibatch arguments: a non-empty batch
+/// of indices in [0, n) and at least one draw per observation.
+/// @throws invalid_argument naming the offending argument.
+inline void require_minibatch(minibatch batch, Eigen::Index n, std::size_t num_samples, std::string_view fn) {
+  require(!batch.empty(), fn, "argument 'batch' must not be empty");
+  require(num_samples > 0, fn, "argument 'num_samples' must be positive, got 0");
+  for (const Eigen::Index i : batch)
+    require(i >= 0 && i < n, fn, "argument 'batch' holds index ", i, ", outside [0, ", n, ")");
+}
+
+}  // namespace detail
 
 /// An objective that `sgd_elbo` can maximize, with noise drawn from an engine of type `Rng`.
 ///

@@ -133,36 +133,28 @@ class bn_engine {
   double exact(const int* rec, double w, double* const* counts) {
     double ll = setup(rec, w, counts);
     if (missing_.empty()) return ll;
-    if (!coupled_) {  // no family holds two missing values: each is its own component
-      for (int m : missing_) {
-        const double part = single(m, w, counts);
-        if (part == -std::numeric_limits<double>::infinity()) {
-          ll = part;
-          break;
-        }
-        ll += part;
+    // Adds one independent component's log-probability; false once the record is impossible
+    // (a component of probability zero makes the whole record's zero: stop there).
+    const auto add = [&ll](double part) {
+      if (part == -std::numeric_limits<double>::infinity()) {
+        ll = part;
+        return false;
       }
+      ll += part;
+      return true;
+    };
+    if (!coupled_) {  // no family holds two missing values: each is its own component
+      for (int m : missing_)
+        if (!add(single(m, w, counts))) break;
       clear_local();
       return ll;
     }
     components();
     for (std::size_t c = 0; c < comp_vars_.size(); ++c) {
-      if (comp_vars_[c].size() == 1) {  // the common case: a missing value alone in its families
-        const double part = single(comp_vars_[c][0], w, counts);
-        if (part == -std::numeric_limits<double>::infinity()) {
-          ll = part;
-          break;
-        }
-        ll += part;
-        continue;
-      }
-      const std::size_t nc = build_cliques(comp_vars_[c], comp_factors_[c], false);
-      const double part = calibrate(nc, w, counts);
-      if (part == -std::numeric_limits<double>::infinity()) {
-        ll = part;
-        break;
-      }
-      ll += part;
+      const double part = comp_vars_[c].size() == 1  // the common case: a missing value alone in its families
+                              ? single(comp_vars_[c][0], w, counts)
+                              : calibrate(build_cliques(comp_vars_[c], comp_factors_[c], false), w, counts);
+      if (!add(part)) break;
     }
     clear_local();
     return ll;

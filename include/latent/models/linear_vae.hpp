@@ -158,7 +158,7 @@ class linear_vae {
                             Eigen::VectorXd& grad, Rng& rng) const {
     constexpr std::string_view fn = "linear_vae::value_and_gradient";
     check_params(params, fn);
-    check_batch(batch, num_samples, fn);
+    detail::require_minibatch(batch, num_observations(), num_samples, fn);
     const Eigen::Index d = dim(), k = k_, b = static_cast<Eigen::Index>(batch.size());
     const Eigen::Index s_count = static_cast<Eigen::Index>(num_samples), bs = b * s_count;
     const double n = static_cast<double>(num_observations());
@@ -276,14 +276,6 @@ class linear_vae {
     detail::require(v.size() == num_parameters(), fn, "argument 'params' must have ",
                     num_parameters(), " entries (2dk + 2d + 2k), got ", v.size());
   }
-  void check_batch(minibatch batch, std::size_t num_samples, std::string_view fn) const {
-    detail::require(!batch.empty(), fn, "argument 'batch' must not be empty");
-    detail::require(num_samples > 0, fn, "argument 'num_samples' must be positive, got 0");
-    for (const Eigen::Index i : batch)
-      detail::require(i >= 0 && i < num_observations(), fn, "argument 'batch' holds index ", i,
-                      ", outside [0, ", num_observations(), ")");
-  }
-
   Eigen::Ref<const Eigen::MatrixXd> x_;
   Eigen::Index k_;
 };

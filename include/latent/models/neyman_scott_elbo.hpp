@@ -144,11 +144,8 @@ class neyman_scott_elbo {
                             Eigen::VectorXd& grad, Rng& rng) const {
     constexpr std::string_view fn = "neyman_scott_elbo::value_and_gradient";
     check_params(params, fn);
-    detail::require(!batch.empty(), fn, "argument 'batch' must not be empty");
-    detail::require(num_samples > 0, fn, "argument 'num_samples' must be positive, got 0");
     const Eigen::Index n = num_observations(), g = num_global();
-    for (const Eigen::Index i : batch)
-      detail::require(i >= 0 && i < n, fn, "argument 'batch' holds index ", i, ", outside [0, ", n, ")");
+    detail::require_minibatch(batch, n, num_samples, fn);
     const Eigen::Index b = static_cast<Eigen::Index>(batch.size());
     const Eigen::Index sc = static_cast<Eigen::Index>(num_samples);
     const double nd = static_cast<double>(n), kd = static_cast<double>(k_);
