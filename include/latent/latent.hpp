@@ -8,12 +8,15 @@
 #include <latent/core/concepts.hpp>
 #include <latent/core/elbo_concepts.hpp>
 #include <latent/core/error.hpp>
+#include <latent/core/executor.hpp>
 #include <latent/core/fit_result.hpp>
 #include <latent/core/gaussian.hpp>
 #include <latent/core/numerics.hpp>
 #include <latent/core/observations.hpp>
 #include <latent/core/parallel.hpp>
 #include <latent/core/random.hpp>
+#include <latent/core/scalar.hpp>
+#include <latent/core/statistics.hpp>
 #include <latent/core/variational_families.hpp>
 
 #include <latent/io/csv.hpp>

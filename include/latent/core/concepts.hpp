@@ -18,21 +18,20 @@
 /// Data orientation: observations are columns; blocks are half-open column ranges
 /// [begin, end). Scaling: e_step returns the *sum* over the block's observations (weighted
 /// by their sample weights), never a mean, so block values add up to the full-data objective.
+///
+/// Precision: a model computes in its `scalar_type` (float or double) and returns objectives
+/// and accumulates statistics in at least double (`accumulator_t`, core/scalar.hpp).
+
+#include <latent/core/statistics.hpp>
 
 #include <Eigen/Core>
 
 #include <concepts>
 #include <random>
+#include <type_traits>
 #include <utility>
 
 namespace latent {
-
-/// Additive, scalable statistics: `a += b` merges two blocks, `a *= w` rescales (online EM).
-template <class S>
-concept SufficientStatistics = std::copy_constructible<S> && requires(S a, const S b, double w) {
-  { a += b } -> std::same_as<S&>;
-  { a *= w } -> std::same_as<S&>;
-};
 
 /// A model with parameters that can be read and restored (solvers restore the last good
 /// parameters when a fit runs into numerical trouble).
@@ -83,10 +82,10 @@ concept VariationalEMModel =
       m.m_step(cs);
     };
 
-/// A model that can draw its own starting parameters from data and a caller's engine
-/// (needed by EM with restarts).
-template <class M>
-concept RandomlyInitializable =
-    requires(M& m, const typename M::data_type& x, std::mt19937_64& rng) { m.initialize(x, rng); };
+/// A model that can draw its own starting parameters from data and a caller's engine of type
+/// `Rng` (needed by EM with restarts). The default engine is the one the examples use.
+template <class M, class Rng = std::mt19937_64>
+concept RandomlyInitializable = std::uniform_random_bit_generator<std::remove_reference_t<Rng>> &&
+    requires(M& m, const typename M::data_type& x, std::remove_reference_t<Rng>& rng) { m.initialize(x, rng); };
 
 }  // namespace latent

@@ -9,31 +9,38 @@
 
 namespace latent {
 
-/// log N(x | mean, sigma^2), elementwise over an array of x. `variance` must be positive.
+/// log N(x | mean, sigma^2), elementwise over an array of x, in x's scalar type. `variance`
+/// must be positive.
 template <class Derived>
-Eigen::ArrayXXd normal_log_density(const Eigen::ArrayBase<Derived>& x, double mean, double variance) {
-  return -0.5 * (log_two_pi + std::log(variance)) - 0.5 * (x - mean).square() / variance;
+Eigen::Array<typename Derived::Scalar, Eigen::Dynamic, Eigen::Dynamic> normal_log_density(
+    const Eigen::ArrayBase<Derived>& x, typename Derived::Scalar mean, typename Derived::Scalar variance) {
+  using S = typename Derived::Scalar;
+  return S(-0.5) * (S(log_two_pi) + std::log(variance)) - S(0.5) * (x - mean).square() / variance;
 }
 
 /// log N(x_n | mean, Sigma) for every column x_n of `x` (d x N), with `chol` the Cholesky
 /// factorization of Sigma. One triangular solve over all N columns: O(N d^2).
 /// Returns a row vector of N log-densities.
-inline Eigen::RowVectorXd mvn_log_density(const Eigen::Ref<const Eigen::MatrixXd>& x,
-                                          const Eigen::Ref<const Eigen::VectorXd>& mean,
-                                          const Eigen::LLT<Eigen::MatrixXd>& chol) {
-  Eigen::MatrixXd z = x.colwise() - mean;
+template <class DerivedX, class DerivedM, class MatrixType>
+row_vector_t<typename MatrixType::Scalar> mvn_log_density(const Eigen::MatrixBase<DerivedX>& x,
+                                                          const Eigen::MatrixBase<DerivedM>& mean,
+                                                          const Eigen::LLT<MatrixType>& chol) {
+  using S = typename MatrixType::Scalar;
+  matrix_t<S> z = x.colwise() - mean;
   chol.matrixL().solveInPlace(z);  // z = L^{-1} (x - mean)
-  const double c = -0.5 * static_cast<double>(x.rows()) * log_two_pi - 0.5 * log_det_from_cholesky(chol);
-  return (c - 0.5 * z.colwise().squaredNorm().array()).matrix();
+  const S c = S(-0.5) * static_cast<S>(x.rows()) * S(log_two_pi) - S(0.5) * log_det_from_cholesky(chol);
+  return (c - S(0.5) * z.colwise().squaredNorm().array()).matrix();
 }
 
 /// log N(x_n | mean, diag(variances)) for every column x_n of `x` (d x N). O(N d).
-inline Eigen::RowVectorXd mvn_diag_log_density(const Eigen::Ref<const Eigen::MatrixXd>& x,
-                                               const Eigen::Ref<const Eigen::VectorXd>& mean,
-                                               const Eigen::Ref<const Eigen::VectorXd>& variances) {
-  const Eigen::ArrayXd inv = variances.array().inverse();
-  const double c = -0.5 * (static_cast<double>(x.rows()) * log_two_pi + variances.array().log().sum());
-  return (c - 0.5 * ((x.colwise() - mean).array().square().colwise() * inv).colwise().sum()).matrix();
+template <class DerivedX, class DerivedM, class DerivedV>
+row_vector_t<typename DerivedX::Scalar> mvn_diag_log_density(const Eigen::MatrixBase<DerivedX>& x,
+                                                             const Eigen::MatrixBase<DerivedM>& mean,
+                                                             const Eigen::MatrixBase<DerivedV>& variances) {
+  using S = typename DerivedX::Scalar;
+  const array_t<S> inv = variances.array().inverse();
+  const S c = S(-0.5) * (static_cast<S>(x.rows()) * S(log_two_pi) + variances.array().log().sum());
+  return (c - S(0.5) * ((x.colwise() - mean).array().square().colwise() * inv).colwise().sum()).matrix();
 }
 
 }  // namespace latent

@@ -15,7 +15,7 @@
 #include <latent/core/concepts.hpp>
 #include <latent/core/error.hpp>
 #include <latent/core/fit_result.hpp>
-#include <latent/core/parallel.hpp>
+#include <latent/core/executor.hpp>
 #include <latent/solvers/detail/em_driver.hpp>
 
 #include <cstddef>
@@ -50,28 +50,49 @@ inline em_loop_options loop_options(const em_options& o) {
 }  // namespace detail
 
 /// The log-likelihood of `x` under the model's current parameters, with its expected
-/// sufficient statistics added into `stats`. Runs the model's E-step over blocks in parallel.
-template <EMModel M>
+/// sufficient statistics added into `stats`. The executor runs the model's E-step over blocks
+/// (by default: OpenMP threads, 1024 columns per block) and merges them in block order.
+template <EMModel M, Executor E = thread_executor>
 double e_step(const M& model, const typename M::data_type& x, typename M::stats_type& stats,
-              const parallel_options& parallel = {}) {
-  return detail::reduce_blocks(
-      static_cast<Eigen::Index>(model.num_observations(x)), parallel,
-      [&] { return model.zero_stats(); },
+              const E& executor = {}) {
+  return executor.reduce(
+      static_cast<Eigen::Index>(model.num_observations(x)), [&] { return model.zero_stats(); },
       [&](Eigen::Index b, Eigen::Index e, typename M::stats_type& s) { return model.e_step(x, b, e, s); },
       stats);
 }
 
-/// Fit `model` to `x` by exact EM, starting from the model's current parameters (warm start).
+namespace detail {
+/// The total observation weight of `x` (the scale of the convergence tolerance), combined
+/// over the executor's parts.
+template <class M, class E>
+double observation_scale(const M& model, const typename M::data_type& x, const E& executor) {
+  if constexpr (requires { model.observation_weight(x); })
+    return executor.all_sum(static_cast<double>(model.observation_weight(x)));
+  else
+    return executor.all_sum(static_cast<double>(model.num_observations(x)));
+}
+
+/// The executor `options.threads` and `options.block_size` describe.
+template <class Options>
+thread_executor default_executor(const Options& options) {
+  return {options.threads, options.block_size};
+}
+}  // namespace detail
+
+/// Fit `model` to `x` by exact EM, starting from the model's current parameters (warm start),
+/// with the E-step run by `executor` (`options.threads` and `options.block_size` are then
+/// ignored: the executor carries its own).
 ///
 /// @param model      an `EMModel` holding valid starting parameters; on return it holds the
 ///                   fitted parameters (or, after a numerical issue, the last good ones)
 /// @param x          the data (observations are columns)
+/// @param executor   an `Executor` (serial, threads, distributed)
 /// @param options    see `em_options` (`restarts` needs the overload with an engine)
 /// @param callbacks  any number of `Callback`s
 /// @return the fitted parameters, log-likelihood trace, status and timing
 /// @throws invalid_argument for invalid options or data (the model validates its data)
-template <EMModel M, Callback... Cs>
-fit_result<typename M::params_type> em(M& model, const typename M::data_type& x,
+template <EMModel M, Executor E, Callback... Cs>
+fit_result<typename M::params_type> em(M& model, const typename M::data_type& x, const E& executor,
                                        const em_options& options = {}, Cs&&... callbacks) {
   const auto loop = detail::loop_options(options);
   detail::validate_em_loop_options(loop, "em");
@@ -79,22 +100,36 @@ fit_result<typename M::params_type> em(M& model, const typename M::data_type& x,
                   "option 'restarts' needs a random engine: call em(model, x, rng, options); got ",
                   options.restarts);
   if constexpr (requires { model.validate(x); }) model.validate(x);
-  const double scale = [&] {
-    if constexpr (requires { model.observation_weight(x); }) return static_cast<double>(model.observation_weight(x));
-    else return static_cast<double>(model.num_observations(x));
-  }();
+  const double scale = detail::observation_scale(model, x, executor);
   return detail::run_em_loop(
-      model, [&](typename M::stats_type& s) { return e_step(model, x, s, loop.parallel); },
-      scale, loop, callbacks...);
+      model, [&](typename M::stats_type& s) { return e_step(model, x, s, executor); }, scale, loop,
+      callbacks...);
+}
+
+/// Fit `model` to `x` by exact EM from the model's current parameters, with the E-step on
+/// `options.threads` OpenMP threads in blocks of `options.block_size` columns.
+template <EMModel M, Callback... Cs>
+fit_result<typename M::params_type> em(M& model, const typename M::data_type& x,
+                                       const em_options& options = {}, Cs&&... callbacks) {
+  return em(model, x, detail::default_executor(options), options, callbacks...);
 }
 
 /// Fit by exact EM from `options.restarts` random starts drawn by `model.initialize(x, rng)`,
 /// keeping the fit with the highest final log-likelihood (ties: the earliest). The result
 /// lists every restart's final objective; the model is left at the best fit.
 template <EMModel M, std::uniform_random_bit_generator Rng, Callback... Cs>
-  requires RandomlyInitializable<M>
+  requires RandomlyInitializable<M, Rng>
 fit_result<typename M::params_type> em(M& model, const typename M::data_type& x, Rng& rng,
                                        const em_options& options = {}, Cs&&... callbacks) {
+  return em(model, x, rng, detail::default_executor(options), options, callbacks...);
+}
+
+/// `em` with restarts, the E-step run by `executor`.
+template <EMModel M, std::uniform_random_bit_generator Rng, Executor E, Callback... Cs>
+  requires RandomlyInitializable<M, Rng>
+fit_result<typename M::params_type> em(M& model, const typename M::data_type& x, Rng& rng,
+                                       const E& executor, const em_options& options = {},
+                                       Cs&&... callbacks) {
   detail::require(options.restarts > 0, "em", "option 'restarts' must be positive, got 0");
   em_options single = options;
   single.restarts = 1;
@@ -104,7 +139,7 @@ fit_result<typename M::params_type> em(M& model, const typename M::data_type& x,
     fit_result<typename M::params_type> fit;
     try {
       model.initialize(x, rng);
-      fit = em(model, x, single, callbacks...);
+      fit = em(model, x, executor, single, callbacks...);
     } catch (const numerical_error& e) {
       // A start that cannot even be formed (e.g. a singular initial covariance) is a failed
       // restart, not a failed fit.

@@ -12,7 +12,7 @@
 #include <latent/core/callbacks.hpp>
 #include <latent/core/concepts.hpp>
 #include <latent/core/fit_result.hpp>
-#include <latent/core/parallel.hpp>
+#include <latent/core/executor.hpp>
 #include <latent/solvers/detail/em_driver.hpp>
 #include <latent/solvers/em.hpp>
 
@@ -23,25 +23,24 @@ using variational_em_options = em_options;
 
 /// The ELBO of `x` under the model's parameters, q optimized inside `family`, with E_q[T]
 /// added into `stats`. Blocks run in parallel and merge in block order.
-template <class M, class Family>
+template <class M, class Family, Executor E = thread_executor>
   requires VariationalEMModel<M, Family>
 double variational_e_step(const M& model, const typename M::data_type& x, const Family& family,
-                          typename M::stats_type& stats, const parallel_options& parallel = {}) {
-  return detail::reduce_blocks(
-      static_cast<Eigen::Index>(model.num_observations(x)), parallel,
-      [&] { return model.zero_stats(); },
+                          typename M::stats_type& stats, const E& executor = {}) {
+  return executor.reduce(
+      static_cast<Eigen::Index>(model.num_observations(x)), [&] { return model.zero_stats(); },
       [&](Eigen::Index b, Eigen::Index e, typename M::stats_type& s) {
         return model.e_step(x, b, e, s, family);
       },
       stats);
 }
 
-/// Fit `model` by variational EM with q in `family`, from the model's current parameters.
-/// The trace holds the ELBO per iteration.
-template <class M, class Family, Callback... Cs>
+/// Fit `model` by variational EM with q in `family`, from the model's current parameters,
+/// the E-step run by `executor`. The trace holds the ELBO per iteration.
+template <class M, class Family, Executor E, Callback... Cs>
   requires VariationalEMModel<M, Family>
 fit_result<typename M::params_type> variational_em(M& model, const typename M::data_type& x,
-                                                   const Family& family,
+                                                   const Family& family, const E& executor,
                                                    const variational_em_options& options = {},
                                                    Cs&&... callbacks) {
   const auto loop = detail::loop_options(options);
@@ -49,14 +48,21 @@ fit_result<typename M::params_type> variational_em(M& model, const typename M::d
   detail::require(options.restarts == 1, "variational_em", "option 'restarts' is not supported, got ",
                   options.restarts);
   if constexpr (requires { model.validate(x); }) model.validate(x);
-  const double scale = [&] {
-    if constexpr (requires { model.observation_weight(x); }) return static_cast<double>(model.observation_weight(x));
-    else return static_cast<double>(model.num_observations(x));
-  }();
+  const double scale = detail::observation_scale(model, x, executor);
   return detail::run_em_loop(
-      model,
-      [&](typename M::stats_type& s) { return variational_e_step(model, x, family, s, loop.parallel); },
+      model, [&](typename M::stats_type& s) { return variational_e_step(model, x, family, s, executor); },
       scale, loop, callbacks...);
+}
+
+/// Fit `model` by variational EM with q in `family`, from the model's current parameters,
+/// the E-step on `options.threads` threads in blocks of `options.block_size` columns.
+template <class M, class Family, Callback... Cs>
+  requires VariationalEMModel<M, Family>
+fit_result<typename M::params_type> variational_em(M& model, const typename M::data_type& x,
+                                                   const Family& family,
+                                                   const variational_em_options& options = {},
+                                                   Cs&&... callbacks) {
+  return variational_em(model, x, family, detail::default_executor(options), options, callbacks...);
 }
 
 }  // namespace latent

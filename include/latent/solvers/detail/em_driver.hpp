@@ -6,7 +6,7 @@
 #include <latent/core/callbacks.hpp>
 #include <latent/core/error.hpp>
 #include <latent/core/fit_result.hpp>
-#include <latent/core/parallel.hpp>
+#include <latent/core/executor.hpp>
 
 #include <chrono>
 #include <cmath>
