@@ -8,6 +8,8 @@
 #include <latent/core/observations.hpp>
 #include <latent/core/parallel.hpp>
 #include <latent/core/random.hpp>
+#include <latent/core/executor.hpp>
+#include <latent/core/statistics.hpp>
 #include <latent/io/csv.hpp>
 #include <latent/solvers/em.hpp>
 #include <latent/solvers/variational_em.hpp>
@@ -17,7 +19,10 @@
 
 #include <Eigen/LU>
 
+#include <algorithm>
+#include <atomic>
 #include <limits>
+#include <span>
 #include <sstream>
 
 using latent_test::IsApprox;
@@ -82,6 +87,92 @@ struct counting_callback {
 
 struct stop_at_two {
   bool on_iteration(const latent::iteration_info& i) { return i.iteration == 2; }
+};
+
+// The toy model with random starts, a MAP prior and a parameter distance: a toy for the
+// solver's restart, stopping and prior rules.
+struct restartable_toy : toy_model {
+  double prior_weight = 0.0;  // log p(mean) = -prior_weight * mean^2 / 2 (0: no prior)
+  std::vector<double> starts;  // the restart starting means, in order; a NaN start fails
+  std::size_t next = 0;
+  // A start below zero "collapses": its objective is inflated (finite, larger than any honest
+  // one) and its first M-step fails, as a mixture component shrinking onto one point does.
+  double e_step(const data_type& x, Eigen::Index b, Eigen::Index e, stats_type& s) const {
+    const double v = toy_model::e_step(x, b, e, s);
+    return p.mean < 0.0 ? 1e6 : v;
+  }
+  template <class Rng>
+  void initialize(const data_type&, Rng&) {
+    const double s = starts.at(next++);
+    if (std::isnan(s)) throw latent::numerical_error("cannot form a start");
+    p.mean = s;
+  }
+  double log_prior() const { return -0.5 * prior_weight * p.mean * p.mean; }
+  void m_step(const stats_type& s) {
+    ++m_steps;
+    if (p.mean < 0.0) throw latent::numerical_error("collapsed");
+    // MAP update: argmax of the expected complete-data log-likelihood plus the log prior.
+    p.mean += shrink * (s.sum / (s.n + prior_weight) - p.mean);
+  }
+  double params_distance(const params_type& a, const params_type& b) const {
+    return std::abs(a.mean - b.mean) / std::max({std::abs(a.mean), std::abs(b.mean), 1e-300});
+  }
+};
+static_assert(latent::EMModel<restartable_toy>);
+static_assert(latent::RandomlyInitializable<restartable_toy, std::minstd_rand>);
+
+struct restart_recorder {
+  std::vector<std::size_t> restarts_seen;
+  int begins = 0;
+  void on_begin() { ++begins; }
+  void on_iteration(const latent::iteration_info& i) { restarts_seen.push_back(i.restart); }
+};
+
+// Statistics that count how many of them are alive at once (the wave bound); blocks run on
+// several threads, so the counters are atomic.
+struct counted {
+  static inline std::atomic<int> alive{0}, peak{0};
+  double s = 0.0;
+  static void born() {
+    const int now = ++alive;
+    int seen = peak.load();
+    while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+    }
+  }
+  counted() { born(); }
+  counted(const counted& o) : s(o.s) { born(); }
+  counted& operator=(const counted&) = default;
+  ~counted() { --alive; }
+  counted& operator+=(const counted& o) {
+    s += o.s;
+    return *this;
+  }
+};
+
+// The smallest statistics with a flat view.
+struct two_arrays {
+  Eigen::Vector3d a = Eigen::Vector3d::Zero();
+  double w = 0.0;
+  two_arrays& operator+=(const two_arrays& o) {
+    a += o.a;
+    w += o.w;
+    return *this;
+  }
+  two_arrays& operator*=(double f) {
+    a *= f;
+    w *= f;
+    return *this;
+  }
+  template <class F>
+  void for_each_span(F&& f) {
+    f(std::span<double>(a.data(), 3));
+    f(std::span<double>(&w, 1));
+  }
+  template <class F>
+  void for_each_span(F&& f) const {
+    f(std::span<const double>(a.data(), 3));
+    f(std::span<const double>(&w, 1));
+  }
 };
 
 }  // namespace
@@ -378,4 +469,129 @@ TEST_CASE("normalize_rows_log is normalize_columns_log transposed", "[core][nume
     CHECK(lse_b(n + 5) == Approx(lse_r(n)).epsilon(1e-15));
     if (n < 8) CHECK(lse_f(n) == Approx(lse_r(n)).epsilon(1e-15));
   }
+}
+
+TEST_CASE("executors: the same bits for any thread count and serially, in bounded memory", "[core][executor]") {
+  auto rng = make_rng(11);
+  const Eigen::RowVectorXd v = latent::standard_normal(1, 10007, rng) * 1e8;
+  const auto block = [&](Eigen::Index b, Eigen::Index e, counted& c) {
+    c.s += v.segment(b, e - b).sum();
+    return double(e - b);
+  };
+  std::vector<double> results;
+  for (int threads : {1, 2, 3, 8}) {
+    counted total;
+    counted::peak = counted::alive.load();
+    const int base = counted::alive;
+    const double value = latent::thread_executor{threads, 50}.reduce(v.size(), [] { return counted{}; }, block, total);
+    CHECK(value == double(v.size()));
+    // 201 blocks, but never more than one wave (threads slots) plus a temporary alive.
+    CHECK(counted::peak - base <= threads + 1);
+    results.push_back(total.s);
+  }
+  counted serial_total;
+  latent::serial_executor{50}.reduce(v.size(), [] { return counted{}; }, block, serial_total);
+  results.push_back(serial_total.s);
+  for (double r : results) CHECK(r == results[0]);  // bit for bit
+  static_assert(latent::Executor<latent::thread_executor>);
+  static_assert(latent::Executor<latent::serial_executor>);
+  static_assert(!latent::Executor<latent::em_options>);
+  // A block size as large as an Index does not overflow the block count.
+  counted one;
+  CHECK(latent::serial_executor{std::numeric_limits<Eigen::Index>::max()}.reduce(
+            v.size(), [] { return counted{}; }, block, one) == double(v.size()));
+  CHECK(one.s == v.sum());
+  CHECK_THROWS_WITH(latent::serial_executor{0}.reduce(v.size(), [] { return counted{}; }, block, one),
+                    Catch::Contains("block_size"));
+}
+
+TEST_CASE("flat view: to_flat, from_flat and additivity", "[core][statistics]") {
+  static_assert(latent::FlatStatistics<two_arrays>);
+  static_assert(!latent::FlatStatistics<toy_model::stats_type>);
+  two_arrays x, y;
+  x.a << 1, 2, 3;
+  x.w = 4;
+  y.a << 0.5, -1, 8;
+  y.w = 2;
+  CHECK(latent::flat_size(x) == 4);
+  const std::vector<double> fx = latent::to_flat(x), fy = latent::to_flat(y);
+  CHECK(fx == std::vector<double>{1, 2, 3, 4});
+  two_arrays sum = x;
+  sum += y;
+  const std::vector<double> fs = latent::to_flat(sum);
+  for (std::size_t i = 0; i < fs.size(); ++i) CHECK(fs[i] == fx[i] + fy[i]);
+  two_arrays back;
+  latent::from_flat(back, fs);
+  CHECK(latent::to_flat(back) == fs);
+  CHECK_THROWS_WITH(latent::from_flat(back, std::vector<double>(3, 0.0)), Catch::Contains("values"));
+}
+
+TEST_CASE("em: a fall never counts as convergence; the parameter rule; the prior enters the objective", "[core][em]") {
+  auto rng = make_rng(12);
+  const Eigen::MatrixXd x = latent::standard_normal(1, 400, rng).array() + 2.0;
+  SECTION("parameter tolerance holds the fit until the parameters settle") {
+    restartable_toy a, b;
+    a.shrink = b.shrink = 0.5;
+    // The objective rule alone stops early (the objective is quadratic in the error).
+    const auto loose = latent::em(a, x, {.tolerance = 1e-8, .parameter_tolerance = 0.0});
+    const auto tight = latent::em(b, x, {.tolerance = 1e-8, .parameter_tolerance = 1e-10});
+    REQUIRE(loose.converged());
+    REQUIRE(tight.converged());
+    CHECK(tight.iterations > loose.iterations);
+    const double mle = x.mean();
+    CHECK(std::abs(tight.params.mean - mle) <= 1e-9 * std::abs(mle));
+    CHECK(std::abs(loose.params.mean - mle) > 1e-9 * std::abs(mle));
+  }
+  SECTION("with defaults the parameters reach 1e-6 relative") {
+    restartable_toy m;
+    m.shrink = 0.05;  // a slow, linearly converging EM (rate 0.95)
+    const auto fit = latent::em(m, x);
+    REQUIRE(fit.converged());
+    CHECK(std::abs(fit.params.mean - x.mean()) <= 1e-6 * std::abs(x.mean()));
+  }
+  SECTION("MAP EM: the trace is log-likelihood + log prior and never falls") {
+    restartable_toy m;
+    m.prior_weight = 50.0;
+    const auto fit = latent::em(m, x);
+    REQUIRE(fit.converged());
+    CHECK(fit.decreases == 0);
+    const double map = x.sum() / (x.cols() + 50.0);
+    CHECK(fit.params.mean == Approx(map).epsilon(1e-9));
+    const double ll = (-0.5 * latent::log_two_pi - 0.5 * (x.array() - fit.params.mean).square()).sum();
+    CHECK(fit.objective == Approx(ll - 25.0 * fit.params.mean * fit.params.mean).epsilon(1e-13));
+  }
+}
+
+TEST_CASE("em with restarts: failures never win, callbacks restart, summaries", "[core][em][restarts]") {
+  auto rng = make_rng(13);
+  const Eigen::MatrixXd x = latent::standard_normal(1, 200, rng).array() + 50.0;
+  restartable_toy m;
+  m.shrink = 0.5;
+  m.starts = {-1.0, std::numeric_limits<double>::quiet_NaN(), 49.0, 51.0};
+  restart_recorder rec;
+  latent::record_trace trace;
+  std::minstd_rand other_engine(1);  // any engine, not only mt19937_64
+  const auto fit = latent::em(m, x, other_engine, {.max_iterations = 50, .restarts = 4}, rec, trace);
+  REQUIRE(fit.restarts.size() == 4);
+  CHECK(fit.restarts[0].status == latent::fit_status::numerical_issue);  // collapsed mid-fit
+  CHECK(fit.restarts[0].objective == 1e6);  // ... with the highest objective of all
+  CHECK(fit.restarts[1].status == latent::fit_status::numerical_issue);  // could not start
+  CHECK(fit.restarts[1].iterations == 0);
+  CHECK(fit.status != latent::fit_status::numerical_issue);
+  CHECK((fit.restart == 2 || fit.restart == 3));
+  CHECK(fit.restart_objectives.size() == 4);
+  double seconds = 0.0;
+  std::size_t iterations = 0;
+  for (const auto& r : fit.restarts) {
+    seconds += r.seconds;
+    iterations += r.iterations;
+  }
+  CHECK(fit.total_seconds == Approx(seconds).epsilon(1e-12));
+  CHECK(fit.total_iterations == iterations);
+  // on_begin once per restart that started a fit; the trace holds the last restart only.
+  CHECK(rec.begins == 3);
+  CHECK(trace.values.size() == fit.restarts[3].iterations + 1);
+  CHECK(std::find(rec.restarts_seen.begin(), rec.restarts_seen.end(), std::size_t{3}) != rec.restarts_seen.end());
+  CHECK(std::find(rec.restarts_seen.begin(), rec.restarts_seen.end(), std::size_t{1}) == rec.restarts_seen.end());
+  CHECK(m.p.mean == fit.params.mean);
 }

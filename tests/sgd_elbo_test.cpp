@@ -664,10 +664,8 @@ TEST_CASE("sgd_elbo: reproducible, callbacks, held-out early stopping, numerical
     REQUIRE(r.message.find("epoch 4") != std::string::npos);
   }
   SECTION("SGD optimizer runs and improves the ELBO") {
-    latent::sgd_elbo_options o = opts;
-    o.optimizer = latent::elbo_optimizer::sgd;
-    o.sgd = {.step_size = 2e-4, .t0 = 100.0, .kappa = 1.0};
-    const auto r = latent::sgd_elbo(vae, p0, rng, o);
+    const latent::sgd optimizer({.step_size = 2e-4, .t0 = 100.0, .kappa = 1.0});
+    const auto r = latent::sgd_elbo(vae, p0, rng, optimizer, opts);
     REQUIRE(r.status == latent::fit_status::max_iterations);
     REQUIRE(vae.elbo(r.params) > vae.elbo(p0) + 50.0);
   }
@@ -686,7 +684,7 @@ TEST_CASE("sgd_elbo and objectives: bad input is invalid_argument naming the arg
   REQUIRE_THROWS_WITH(fit({.max_epochs = 0, .batch_size = 10}), Contains("max_epochs"));
   REQUIRE_THROWS_WITH(fit({.batch_size = 10, .num_samples = 0}), Contains("num_samples"));
   REQUIRE_THROWS_WITH(fit({.batch_size = 10, .adam = {.learning_rate = 0.0}}), Contains("learning_rate"));
-  REQUIRE_THROWS_WITH(fit({.batch_size = 10, .optimizer = latent::elbo_optimizer::sgd, .sgd = {.step_size = -1.0}}),
+  REQUIRE_THROWS_WITH(latent::sgd_elbo(vae, p0, rng, latent::sgd({.step_size = -1.0}), {.batch_size = 10}),
                       Contains("step_size"));
   REQUIRE_THROWS_WITH(fit({.batch_size = 10, .min_improvement = -1.0}), Contains("min_improvement"));
   REQUIRE_THROWS_WITH(latent::sgd_elbo(vae, Eigen::VectorXd::Zero(3), rng, {.batch_size = 10}), Contains("params0"));
@@ -712,4 +710,181 @@ TEST_CASE("sgd_elbo and objectives: bad input is invalid_argument naming the arg
   REQUIRE_THROWS_WITH(neyman_scott_elbo(Eigen::MatrixXd::Ones(1, 10)), Contains("'y'"));
   REQUIRE_THROWS_WITH(neyman_scott_elbo(Eigen::MatrixXd::Ones(3, 10), {.mean = 0.0, .variance = 0.0}),
                       Contains("prior.variance"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The second edition's solver contract: the caller's optimizer, per-step hooks, the value-only
+// path, parameter groups and sparse steps.
+namespace {
+// A user's optimizer: steps of a fixed length along the sign of the gradient.
+struct sign_ascent {
+  double length = 1e-3;
+  std::size_t steps = 0, resets = 0;
+  void reset(Eigen::Index) {
+    ++resets;
+    steps = 0;
+  }
+  void step(Eigen::Ref<Eigen::VectorXd> p, const Eigen::Ref<const Eigen::VectorXd>& g) {
+    ++steps;
+    p += length * g.array().sign().matrix();
+  }
+};
+static_assert(latent::Optimizer<sign_ascent>);
+static_assert(!latent::SparseOptimizer<sign_ascent>);
+
+// Counts how the solver asks a wrapped objective: value-only or with a gradient. Its `value`
+// is the wrapped objective's own estimate with the gradient thrown away, so both paths
+// consume the engine identically.
+struct counting_objective {
+  const linear_vae* inner;
+  std::size_t value_calls = 0, gradient_calls = 0;
+  Eigen::Index num_parameters() const { return inner->num_parameters(); }
+  Eigen::Index num_observations() const { return inner->num_observations(); }
+  template <class Rng>
+  double value_and_gradient(const Eigen::VectorXd& p, latent::minibatch b, std::size_t s, Eigen::VectorXd& g, Rng& rng) {
+    ++gradient_calls;
+    return inner->value_and_gradient(p, b, s, g, rng);
+  }
+  template <class Rng>
+  double value(const Eigen::VectorXd& p, latent::minibatch b, std::size_t s, Rng& rng) {
+    ++value_calls;
+    Eigen::VectorXd g;
+    return inner->value_and_gradient(p, b, s, g, rng);
+  }
+};
+static_assert(latent::ElboValueObjective<counting_objective>);
+
+// Zeroes every gradient it sees (so Adam takes zero steps) and stops after `stop_at` steps.
+struct zero_gradient_hook {
+  std::size_t stop_at = 1000000;
+  std::vector<std::size_t> steps_seen;
+  Eigen::Index params_size = 0;
+  bool on_step(latent::step_info& s) {
+    steps_seen.push_back(s.step);
+    params_size = s.params.size();
+    s.gradient.setZero();
+    return steps_seen.size() >= stop_at;
+  }
+};
+static_assert(latent::Callback<zero_gradient_hook>);
+}  // namespace
+
+TEST_CASE("sgd_elbo: the caller's optimizer, per-step hooks and the value-only path", "[sgd_elbo]") {
+  auto rng = latent_test::make_rng(21);
+  const Eigen::MatrixXd x = simulate_fa(4, 2, 100, rng);
+  const linear_vae vae(x, 2);
+  const Eigen::VectorXd p0 = vae.initial_params(rng);
+  const latent::sgd_elbo_options opts{.max_epochs = 5, .batch_size = 25};
+
+  SECTION("a user's optimizer type is copied, reset once and used for every step") {
+    const sign_ascent mine{};
+    const auto r = latent::sgd_elbo(vae, p0, rng, mine, opts);
+    CHECK(mine.steps == 0);  // the caller's object is not modified
+    CHECK(r.steps == 5 * 4);
+    // Every step moved every coordinate by exactly +-the step length: the net moves are whole
+    // multiples of it with the parity of the step count (20: even).
+    const Eigen::ArrayXd moves = (r.params - p0).array() / 1e-3;
+    CHECK((moves - moves.round()).abs().maxCoeff() < 1e-6);
+    CHECK(((moves / 2.0).round() * 2.0 - moves).abs().maxCoeff() < 1e-6);
+    CHECK(moves.abs().maxCoeff() > 0.5);
+    CHECK(moves.abs().maxCoeff() < 20.5);
+  }
+  SECTION("on_step sees the parameters and the gradient, may change them, and may stop") {
+    zero_gradient_hook hook;
+    const auto r = latent::sgd_elbo(vae, p0, rng, opts, hook);
+    CHECK(r.params == p0);  // Adam with zero gradients takes zero steps
+    CHECK(hook.params_size == vae.num_parameters());
+    REQUIRE(hook.steps_seen.size() == 20);
+    for (std::size_t i = 0; i < hook.steps_seen.size(); ++i) CHECK(hook.steps_seen[i] == i);
+    zero_gradient_hook stopper;
+    stopper.stop_at = 6;
+    const auto s = latent::sgd_elbo(vae, p0, rng, opts, stopper);
+    CHECK(s.status == latent::fit_status::stopped_by_callback);
+    CHECK(s.steps == 6);
+    CHECK(s.iterations == 2);  // stopped during the second epoch
+  }
+  SECTION("epoch 0 and the held-out pass compute values only") {
+    counting_objective obj{&vae}, held{&vae};
+    const auto r = latent::sgd_elbo(obj, held, p0, rng, opts);
+    CHECK(obj.value_calls == 4);                 // the starting point's pass
+    CHECK(obj.gradient_calls == r.steps);        // one gradient per step, none wasted
+    CHECK(held.gradient_calls == 0);             // held-out estimates are values only
+    CHECK(held.value_calls == 6 * 4);            // 6 passes over 100 held-out columns in batches of 25
+    // The same seed gives the same fit whichever path is used for values.
+    auto r1 = latent_test::make_rng(5), r2 = latent_test::make_rng(5);
+    counting_objective again{&vae};
+    CHECK(latent::sgd_elbo(again, p0, r1, opts).params == latent::sgd_elbo(vae, p0, r2, opts).params);
+  }
+  SECTION("a step that leaves non-finite parameters ends the fit at the last good ones") {
+    struct blow_up {  // an optimizer whose third step overflows
+      int t = 0;
+      void reset(Eigen::Index) { t = 0; }
+      void step(Eigen::Ref<Eigen::VectorXd> p, const Eigen::Ref<const Eigen::VectorXd>& g) {
+        p += 1e-3 * g;
+        if (++t == 3) p(0) = std::numeric_limits<double>::infinity();
+      }
+    };
+    const auto r = latent::sgd_elbo(vae, p0, rng, blow_up{}, opts);
+    CHECK(r.status == latent::fit_status::numerical_issue);
+    CHECK(r.params.allFinite());
+    CHECK(r.params == p0);  // no epoch completed
+    CHECK(r.steps == 3);
+    CHECK_THAT(r.message, Catch::Contains("epoch 1, step 3") && Catch::Contains("non-finite parameters"));
+  }
+}
+
+TEST_CASE("optimizers: parameter groups, float, and sparse steps equal dense ones", "[optim]") {
+  const Eigen::Vector4d g(1.0, -2.0, 0.5, 3.0);
+  SECTION("groups scale the step of their coordinates only") {
+    latent::adam plain({.learning_rate = 0.1}, 4);
+    latent::adam grouped({.learning_rate = 0.1, .groups = {{.begin = 2, .size = 2, .learning_rate = 0.01}}}, 4);
+    Eigen::VectorXd a = Eigen::VectorXd::Zero(4), b = a;
+    for (int t = 0; t < 3; ++t) {
+      plain.step(a, g);
+      grouped.step(b, g);
+    }
+    CHECK(b.head(2) == a.head(2));
+    CHECK_THAT(Eigen::MatrixXd(b.tail(2)), latent_test::IsApprox(0.1 * a.tail(2), 1e-15));
+    using Catch::Matchers::Contains;
+    CHECK_THROWS_WITH(latent::adam({.groups = {{.begin = 3, .size = 2}}}, 4), Contains("groups"));
+    CHECK_THROWS_WITH(latent::adam({.groups = {{.begin = 0, .size = 2}, {.begin = 1, .size = 1}}}, 4),
+                      Contains("overlaps"));
+    CHECK_THROWS_WITH(latent::sgd({.groups = {{.begin = 0, .size = 1, .learning_rate = 0.0}}}), Contains("groups"));
+  }
+  SECTION("sparse steps touching every coordinate are the dense steps") {
+    const std::vector<Eigen::Index> all{0, 1, 2, 3};
+    latent::adam dense({.learning_rate = 0.1}, 4), sparse({.learning_rate = 0.1}, 4);
+    latent::sgd sdense({.step_size = 0.1}, 4), ssparse({.step_size = 0.1}, 4);
+    Eigen::VectorXd a = Eigen::VectorXd::Zero(4), b = a, c = a, d = a;
+    for (int t = 0; t < 4; ++t) {
+      const Eigen::Vector4d gt = g * (1.0 + t);
+      dense.step(a, gt);
+      sparse.step_sparse(b, all, gt);
+      sdense.step(c, gt);
+      ssparse.step_sparse(d, all, gt);
+    }
+    CHECK(a == b);
+    CHECK(c == d);
+    // Untouched coordinates do not move, and their moments stay zero.
+    const std::vector<Eigen::Index> one{2};
+    latent::adam lazy({.learning_rate = 0.1}, 4);
+    Eigen::VectorXd e = Eigen::VectorXd::Zero(4);
+    lazy.step_sparse(e, one, Eigen::VectorXd::Constant(1, -1.0));
+    CHECK(e == Eigen::Vector4d(0.0, 0.0, -0.1 / (1.0 + 1e-8), 0.0));
+    CHECK(lazy.state().m(0) == 0.0);
+    const std::vector<Eigen::Index> bad{4};
+    CHECK_THROWS_WITH(lazy.step_sparse(e, bad, Eigen::VectorXd::Zero(1)), Catch::Contains("indices"));
+  }
+  SECTION("float Adam takes the double steps to float precision") {
+    latent::adam d({.learning_rate = 0.05}, 4);
+    latent::basic_adam<float> f({.learning_rate = 0.05}, 4);
+    Eigen::VectorXd xd = Eigen::VectorXd::Zero(4);
+    Eigen::VectorXf xf = Eigen::VectorXf::Zero(4);
+    for (int t = 0; t < 50; ++t) {
+      const Eigen::Vector4d gt = g - 0.5 * xd;
+      d.step(xd, gt);
+      f.step(xf, (g.cast<float>() - 0.5f * xf).eval());
+    }
+    CHECK_THAT(Eigen::MatrixXd(xf.cast<double>()), latent_test::IsApprox(xd, 1e-5));
+  }
 }

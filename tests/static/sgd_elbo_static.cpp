@@ -84,9 +84,13 @@ static_assert(!sgd_elbo_callable<only_mt19937, std::mt19937_64>);
 static_assert(!sgd_elbo_callable<deterministic>);
 
 // Both optimizers fit the solver's optimizer contract.
-static_assert(latent::detail::ascent_optimizer<latent::adam>);
-static_assert(latent::detail::ascent_optimizer<latent::sgd>);
-static_assert(!latent::detail::ascent_optimizer<latent::adam_options>);
+static_assert(latent::Optimizer<latent::adam>);
+static_assert(latent::Optimizer<latent::sgd>);
+static_assert(latent::SparseOptimizer<latent::adam>);
+static_assert(latent::SparseOptimizer<latent::basic_sgd<float>, float>);
+static_assert(latent::Optimizer<latent::basic_adam<float>, float>);
+static_assert(!latent::Optimizer<latent::basic_adam<float>, double>);  // a float optimizer steps float parameters
+static_assert(!latent::Optimizer<latent::adam_options>);
 
 // The result is a fit_result over the flat parameter vector.
 static_assert(std::is_base_of_v<latent::fit_result<Eigen::VectorXd>, latent::sgd_elbo_result>);

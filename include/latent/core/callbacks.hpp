@@ -3,10 +3,22 @@
 /// Callbacks observe a fit and may stop it.
 ///
 /// A callback is any object with at least one of the hooks
-///   `on_begin()`, `on_iteration(const iteration_info&)`, `on_end(const iteration_info&)`.
-/// `on_iteration` may return something convertible to `bool`; `true` asks the solver to stop
-/// (status `stopped_by_callback`). An object with none of the hooks is rejected at compile
-/// time by the `Callback` concept, so a misspelt hook is an error, not a silent no-op.
+///   `on_begin()`, `on_iteration(const iteration_info&)`, `on_end(const iteration_info&)`,
+///   `on_step(basic_step_info<S>&)` (stochastic solvers: once per optimizer step).
+/// `on_iteration` and `on_step` may return something convertible to `bool`; `true` asks the
+/// solver to stop (status `stopped_by_callback`). An object with none of the hooks is rejected
+/// at compile time by the `Callback` concept, so a misspelt hook is an error, not a silent
+/// no-op.
+///
+/// Iterations are EM iterations (one M-step) for `em` and `variational_em`, and epochs (full
+/// passes over the data) for `sgd_elbo`; steps are optimizer updates (one per minibatch).
+/// With restarts, `on_begin` and `on_end` are called once per restart, so stateful callbacks
+/// (`record_trace`, `early_stopping`) start afresh on each; `iteration_info::restart` says
+/// which restart an event belongs to.
+
+#include <latent/core/scalar.hpp>
+
+#include <Eigen/Core>
 
 #include <cmath>
 #include <concepts>
@@ -24,13 +36,31 @@ struct iteration_info {
   double objective = 0.0;     ///< log-likelihood, ELBO, or a noisy ELBO estimate
   double change = 0.0;        ///< objective minus the previous one (0 at iteration 0)
   double seconds = 0.0;       ///< wall time since the fit started
+  std::size_t restart = 0;    ///< which restart (0-based) the event belongs to
 };
+
+/// What a stochastic solver tells `on_step` hooks after computing a minibatch's gradient and
+/// before the optimizer's step. The hook may change `params` (e.g. project or checkpoint
+/// them) and `gradient` (e.g. clip it, or anneal a KL weight held by the objective); the
+/// optimizer then steps with what it finds.
+template <Scalar S>
+struct basic_step_info {
+  std::size_t epoch = 0;            ///< the current epoch (1-based: epoch 0 takes no steps)
+  std::size_t step = 0;             ///< steps taken before this one, over the whole fit
+  double value = 0.0;               ///< the minibatch's estimate of the full-data bound
+  Eigen::Index batch_size = 0;      ///< observations in the minibatch
+  Eigen::Ref<vector_t<S>> params;   ///< the parameters the step starts from (mutable)
+  Eigen::Ref<vector_t<S>> gradient; ///< the estimate's gradient (mutable); empty on a sparse step
+};
+using step_info = basic_step_info<double>;
 
 /// An object with at least one recognised hook.
 template <class C>
 concept Callback = requires(C& c, const iteration_info& i) { c.on_iteration(i); } ||
                    requires(C& c) { c.on_begin(); } ||
-                   requires(C& c, const iteration_info& i) { c.on_end(i); };
+                   requires(C& c, const iteration_info& i) { c.on_end(i); } ||
+                   requires(C& c, basic_step_info<double>& i) { c.on_step(i); } ||
+                   requires(C& c, basic_step_info<float>& i) { c.on_step(i); };
 
 namespace detail {
 
@@ -47,6 +77,22 @@ bool notify_iteration(C& c, const iteration_info& info) {
     return (c.on_iteration(info), false);
   else
     return false;
+}
+
+template <class C, class S>
+bool notify_step(C& c, basic_step_info<S>& info) {
+  if constexpr (requires { { c.on_step(info) } -> std::convertible_to<bool>; })
+    return static_cast<bool>(c.on_step(info));
+  else if constexpr (requires { c.on_step(info); })
+    return (c.on_step(info), false);
+  else
+    return false;
+}
+
+/// Tell every callback of a step; '|' so that each one sees it.
+template <class S, class... Cs>
+bool notify_all_step(basic_step_info<S>& info, Cs&... cs) {
+  return (notify_step(cs, info) | ... | false);
 }
 
 template <class C>
@@ -74,9 +120,11 @@ struct print_progress {
   }
 };
 
-/// Records the objective of every iteration (tests use it to check monotonicity).
+/// Records the objective of every iteration (tests use it to check monotonicity). With
+/// restarts it holds the last restart's trace (each restart begins afresh).
 struct record_trace {
   std::vector<double> values;
+  void on_begin() { values.clear(); }
   void on_iteration(const iteration_info& i) { values.push_back(i.objective); }
 };
 
@@ -87,6 +135,11 @@ struct early_stopping {
   double min_improvement = 0.0;
   double best = -std::numeric_limits<double>::infinity();
   std::size_t stale = 0;
+  /// A new fit (or restart) starts with no best value.
+  void on_begin() {
+    best = -std::numeric_limits<double>::infinity();
+    stale = 0;
+  }
   bool on_iteration(const iteration_info& i) {
     if (i.objective > best + min_improvement) {
       best = i.objective;

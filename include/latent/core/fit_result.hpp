@@ -29,6 +29,14 @@ constexpr std::string_view to_string(fit_status s) {
   return "unknown";
 }
 
+/// How one restart of a fit ended.
+struct restart_summary {
+  double objective = -std::numeric_limits<double>::infinity();  ///< its final objective
+  fit_status status = fit_status::max_iterations;
+  std::size_t iterations = 0;  ///< its M-steps
+  double seconds = 0.0;        ///< its wall time
+};
+
 /// The result of a fit.
 ///
 /// `trace[i]` is the objective (log-likelihood for EM, ELBO for variational EM) after `i`
@@ -50,6 +58,9 @@ struct fit_result {
   std::string message;              ///< details when status is numerical_issue
   std::size_t restart = 0;          ///< which restart produced this result (0-based)
   std::vector<double> restart_objectives;  ///< final objective of every restart, in order
+  std::vector<restart_summary> restarts;   ///< every restart's objective, status, iterations, time
+  double total_seconds = 0.0;       ///< wall time of all restarts (= `seconds` without restarts)
+  std::size_t total_iterations = 0; ///< M-steps of all restarts (= `iterations` without restarts)
 
   /// True if the fit converged.
   bool converged() const { return status == fit_status::converged; }

@@ -16,21 +16,28 @@
 /// of 1 / (N * curvature per observation).
 
 #include <latent/core/error.hpp>
+#include <latent/core/scalar.hpp>
+#include <latent/optim/optimizer.hpp>
 
 #include <Eigen/Core>
 
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace latent {
 
 /// Hyper-parameters of the Robbins–Monro schedule a_t = step_size / (1 + t / t0)^kappa.
+/// `groups` give parts of the parameter vector their own a_0 (their `learning_rate`); the
+/// schedule's decay applies to every group alike.
 struct sgd_options {
   double step_size = 1e-3;  ///< a_0 > 0
   double t0 = 100.0;        ///< > 0: steps before the decay sets in
   double kappa = 1.0;       ///< decay exponent in (0.5, 1]
+  std::vector<parameter_group> groups{};  ///< per-group a_0 (checked at `reset`)
 };
 
 /// Throws `invalid_argument` naming the offending option.
@@ -41,6 +48,7 @@ inline void validate(const sgd_options& o, std::string_view function = "sgd") {
                   "option 't0' must be finite and positive, got ", o.t0);
   detail::require(o.kappa > 0.5 && o.kappa <= 1.0, function,
                   "option 'kappa' must be in (0.5, 1], got ", o.kappa);
+  detail::validate_group_rates(o.groups, function);
 }
 
 /// The Robbins–Monro step size a_t of `o` at step t (0-based).
@@ -53,12 +61,15 @@ struct sgd_state {
   std::size_t t = 0;
 };
 
-/// Stochastic gradient ascent with a Robbins–Monro schedule. Cost per step: O(P).
-class sgd {
+/// Stochastic gradient ascent with a Robbins–Monro schedule on parameters of scalar type `S`.
+/// Satisfies `SparseOptimizer<basic_sgd<S>, S>`. Cost per step: O(P), or O(|indices|) sparse.
+template <Scalar S>
+class basic_sgd {
  public:
+  using scalar_type = S;
+
   /// @throws invalid_argument for invalid options or a negative size.
-  explicit sgd(const sgd_options& options = {}, Eigen::Index num_parameters = 0)
-      : options_(options) {
+  explicit basic_sgd(sgd_options options = {}, Eigen::Index num_parameters = 0) : options_(std::move(options)) {
     validate(options_);
     reset(num_parameters);
   }
@@ -69,16 +80,31 @@ class sgd {
                     "argument 'num_parameters' must be >= 0, got ", num_parameters);
     size_ = num_parameters;
     state_.t = 0;
+    rates_ = detail::group_rate_multipliers<S>(options_.groups, options_.step_size, num_parameters, "sgd::reset");
   }
 
   /// One ascent step params += a_t * grad, then t += 1.
   /// @throws invalid_argument if `params` or `grad` do not have the reset length.
-  void step(Eigen::Ref<Eigen::VectorXd> params, const Eigen::Ref<const Eigen::VectorXd>& grad) {
+  void step(Eigen::Ref<vector_t<S>> params, const Eigen::Ref<const vector_t<S>>& grad) {
     detail::require(params.size() == size_, "sgd::step", "argument 'params' must have ", size_,
                     " entries, got ", params.size());
     detail::require(grad.size() == size_, "sgd::step", "argument 'grad' must have ", size_,
                     " entries, got ", grad.size());
-    params += robbins_monro_step(options_, state_.t) * grad;
+    const S a = static_cast<S>(robbins_monro_step(options_, state_.t));
+    if (rates_.size() == 0) params += a * grad;
+    else params.array() += a * rates_.array() * grad.array();
+    ++state_.t;
+  }
+
+  /// One step from a gradient that is zero outside `indices` (`values(j)` at `indices[j]`).
+  void step_sparse(Eigen::Ref<vector_t<S>> params, std::span<const Eigen::Index> indices,
+                   const Eigen::Ref<const vector_t<S>>& values) {
+    detail::require_sparse_step(params.size(), size_, indices, values.size(), "sgd::step_sparse");
+    const S a = static_cast<S>(robbins_monro_step(options_, state_.t));
+    for (std::size_t j = 0; j < indices.size(); ++j) {
+      const Eigen::Index i = indices[j];
+      params(i) += (rates_.size() == 0 ? a : a * rates_(i)) * values(static_cast<Eigen::Index>(j));
+    }
     ++state_.t;
   }
 
@@ -93,6 +119,10 @@ class sgd {
   sgd_options options_;
   sgd_state state_;
   Eigen::Index size_ = 0;
+  vector_t<S> rates_;  ///< per-coordinate multipliers of a_t (empty: all 1)
 };
+
+/// Robbins–Monro SGD in double precision.
+using sgd = basic_sgd<double>;
 
 }  // namespace latent

@@ -28,15 +28,22 @@ namespace latent {
 ///
 /// | name | meaning | default |
 /// |---|---|---|
-/// | `max_iterations` | M-steps at most (an iteration = one M-step and the E-step after it) | 500 |
-/// | `tolerance` | stop when the log-likelihood changes by at most this per unit of observation weight | 1e-8 |
+/// | `max_iterations` | M-steps at most (an iteration = one M-step and the E-step after it) | 1000 |
+/// | `tolerance` | converged when the objective rose by at most this relative amount, \|Δ\| <= tolerance · max(\|objective\|, total weight), and did not fall | 1e-10 |
+/// | `parameter_tolerance` | and, for models with `params_distance`, when no parameter moved by more than this (relative); 0 = objective only | 1e-8 |
 /// | `restarts` | with an engine: initialize and fit this many times, keep the best | 1 |
 /// | `threads` | E-step threads; 0 = all (OpenMP), ignored without OpenMP | 0 |
 /// | `block_size` | columns per E-step block (fixes the summation order) | 1024 |
 /// | `decrease_tolerance` | falls below this per unit weight (beyond rounding) are not counted | 0 |
+///
+/// The objective is log p(x; theta), plus `log_prior()` for models that have one (MAP EM).
+/// Near a maximum the objective is flat in the parameters (its change is quadratic in theirs),
+/// so a rule on the objective alone stops with parameters accurate to about the square root of
+/// the tolerance; the parameter rule is what makes the defaults deliver parameters to ~1e-6.
 struct em_options {
-  std::size_t max_iterations = 500;
-  double tolerance = 1e-8;
+  std::size_t max_iterations = 1000;
+  double tolerance = 1e-10;
+  double parameter_tolerance = 1e-8;
   std::size_t restarts = 1;
   int threads = 0;
   Eigen::Index block_size = 1024;
@@ -45,7 +52,7 @@ struct em_options {
 
 namespace detail {
 inline em_loop_options loop_options(const em_options& o) {
-  return {o.max_iterations, o.tolerance, o.decrease_tolerance, {o.threads, o.block_size}};
+  return {o.max_iterations, o.tolerance, o.parameter_tolerance, o.decrease_tolerance, {o.threads, o.block_size}};
 }
 }  // namespace detail
 
@@ -72,6 +79,11 @@ double observation_scale(const M& model, const typename M::data_type& x, const E
     return executor.all_sum(static_cast<double>(model.num_observations(x)));
 }
 
+/// One EM fit from the model's current parameters; `restart` is what callbacks are told.
+template <class M, class E, class... Cs>
+fit_result<typename M::params_type> em_single(M& model, const typename M::data_type& x, const E& executor,
+                                              const em_options& options, std::size_t restart, Cs&... callbacks);
+
 /// The executor `options.threads` and `options.block_size` describe.
 template <class Options>
 thread_executor default_executor(const Options& options) {
@@ -94,16 +106,10 @@ thread_executor default_executor(const Options& options) {
 template <EMModel M, Executor E, Callback... Cs>
 fit_result<typename M::params_type> em(M& model, const typename M::data_type& x, const E& executor,
                                        const em_options& options = {}, Cs&&... callbacks) {
-  const auto loop = detail::loop_options(options);
-  detail::validate_em_loop_options(loop, "em");
   detail::require(options.restarts == 1, "em",
                   "option 'restarts' needs a random engine: call em(model, x, rng, options); got ",
                   options.restarts);
-  if constexpr (requires { model.validate(x); }) model.validate(x);
-  const double scale = detail::observation_scale(model, x, executor);
-  return detail::run_em_loop(
-      model, [&](typename M::stats_type& s) { return e_step(model, x, s, executor); }, scale, loop,
-      callbacks...);
+  return detail::em_single(model, x, executor, options, 0, callbacks...);
 }
 
 /// Fit `model` to `x` by exact EM from the model's current parameters, with the E-step on
@@ -115,8 +121,11 @@ fit_result<typename M::params_type> em(M& model, const typename M::data_type& x,
 }
 
 /// Fit by exact EM from `options.restarts` random starts drawn by `model.initialize(x, rng)`,
-/// keeping the fit with the highest final log-likelihood (ties: the earliest). The result
-/// lists every restart's final objective; the model is left at the best fit.
+/// keeping the fit with the highest final objective (ties: the earliest); a restart that ended
+/// in `numerical_issue` never beats one that did not. The result lists every restart's final
+/// objective, status, iterations and time (`restarts`, `total_seconds`, `total_iterations`);
+/// callbacks see each restart begin and end, with `iteration_info::restart` set. The model is
+/// left at the best fit.
 template <EMModel M, std::uniform_random_bit_generator Rng, Callback... Cs>
   requires RandomlyInitializable<M, Rng>
 fit_result<typename M::params_type> em(M& model, const typename M::data_type& x, Rng& rng,
@@ -131,32 +140,23 @@ fit_result<typename M::params_type> em(M& model, const typename M::data_type& x,
                                        const E& executor, const em_options& options = {},
                                        Cs&&... callbacks) {
   detail::require(options.restarts > 0, "em", "option 'restarts' must be positive, got 0");
-  em_options single = options;
-  single.restarts = 1;
-  fit_result<typename M::params_type> best;
-  std::vector<double> finals;
-  for (std::size_t r = 0; r < options.restarts; ++r) {
-    fit_result<typename M::params_type> fit;
-    try {
-      model.initialize(x, rng);
-      fit = em(model, x, executor, single, callbacks...);
-    } catch (const numerical_error& e) {
-      // A start that cannot even be formed (e.g. a singular initial covariance) is a failed
-      // restart, not a failed fit.
-      fit.params = model.params();
-      fit.status = fit_status::numerical_issue;
-      fit.message = detail::concat("initialization of restart ", r, " failed: ", e.what());
-    }
-    finals.push_back(fit.objective);
-    // A failed start has objective -inf, so any completed fit beats it; ties keep the earliest.
-    if (r == 0 || fit.objective > best.objective) {
-      best = std::move(fit);
-      best.restart = r;
-    }
-  }
-  model.set_params(best.params);
-  best.restart_objectives = std::move(finals);
-  return best;
+  return detail::run_restarts(
+      model, options.restarts, [&](std::size_t) { model.initialize(x, rng); },
+      [&](std::size_t r) { return detail::em_single(model, x, executor, options, r, callbacks...); });
 }
+
+namespace detail {
+template <class M, class E, class... Cs>
+fit_result<typename M::params_type> em_single(M& model, const typename M::data_type& x, const E& executor,
+                                              const em_options& options, std::size_t restart, Cs&... callbacks) {
+  const auto loop = loop_options(options);
+  validate_em_loop_options(loop, "em");
+  if constexpr (requires { model.validate(x); }) model.validate(x);
+  const double scale = observation_scale(model, x, executor);
+  return run_em_loop(
+      model, [&](typename M::stats_type& s) { return latent::e_step(model, x, s, executor); }, scale, loop,
+      restart, callbacks...);
+}
+}  // namespace detail
 
 }  // namespace latent

@@ -8,7 +8,9 @@
 /// Each epoch shuffles the column indices with the caller's engine, cuts them into minibatches
 /// of `batch_size` (the last one may be smaller), and for each minibatch asks the objective for
 /// an unbiased estimate of the full-data ELBO and its gradient (see `ElboObjective` for the
-/// N/|B| scaling) and takes one optimizer step (Adam by default, or Robbins–Monro SGD). The
+/// N/|B| scaling) and takes one step of the caller's optimizer (any `Optimizer`: `adam` by
+/// default, `sgd`, or a user's type; objectives with local variational parameters and a
+/// `SparseOptimizer` take O(|B|) steps, see below). The
 /// epoch's ELBO estimate is the batch-size-weighted mean of its minibatch estimates, i.e. a sum
 /// over every observation of its own one-draw estimate, each taken at the parameters current
 /// when its minibatch was visited (so it lags the end-of-epoch parameters by half an epoch).
@@ -17,8 +19,9 @@
 #include <latent/core/elbo_concepts.hpp>
 #include <latent/core/error.hpp>
 #include <latent/core/fit_result.hpp>
+#include <latent/core/scalar.hpp>
 #include <latent/optim/adam.hpp>
-#include <latent/optim/sgd.hpp>
+#include <latent/optim/optimizer.hpp>
 
 #include <Eigen/Core>
 
@@ -37,12 +40,6 @@
 
 namespace latent {
 
-/// Which optimizer `sgd_elbo` uses.
-enum class elbo_optimizer {
-  adam,  ///< Adam with `sgd_elbo_options::adam` (default: scale invariant, robust)
-  sgd    ///< Robbins–Monro SGD with `sgd_elbo_options::sgd`
-};
-
 /// Options of `sgd_elbo`. An epoch is one pass over the N observations; a step is one
 /// optimizer update (one minibatch), so an epoch has ceil(N / batch_size) steps.
 ///
@@ -52,21 +49,21 @@ enum class elbo_optimizer {
 /// | `batch_size` | observations per minibatch, in [1, N] | 128 |
 /// | `num_samples` | reparameterized draws of eps per observation (> 0) | 1 |
 /// | `shuffle` | reshuffle the columns every epoch with the caller's engine | true |
-/// | `optimizer` | `elbo_optimizer::adam` or `elbo_optimizer::sgd` | adam |
-/// | `adam` | Adam's hyper-parameters (`decay_t0 > 0` for a decaying rate) | {1e-3, 0.9, 0.999, 1e-8, 0, 0.5} |
-/// | `sgd` | the Robbins–Monro schedule | {1e-3, 100, 1} |
+/// | `adam` | hyper-parameters of the default optimizer, Adam (when no optimizer is passed) | {1e-3, 0.9, 0.999, 1e-8, 0, 0.5} |
 /// | `patience` | stop (status `converged`) after this many epochs without an improvement of the monitored ELBO (the held-out ELBO if given, else the epoch estimate) by more than `min_improvement`; 0 = never | 0 |
 /// | `min_improvement` | the improvement `patience` requires (>= 0) | 0 |
 /// | `held_out_samples` | draws per held-out observation when the held-out objective has no exact `elbo` (> 0) | 16 |
 /// | `restore_best` | with a held-out objective, return the parameters of the epoch with the best held-out ELBO | true |
+///
+/// The first edition's `optimizer` enum and `sgd` member are gone: pass the optimizer itself,
+/// `sgd_elbo(objective, params0, rng, latent::sgd({.step_size = ...}), options)`, so that only
+/// the optimizer used is compiled.
 struct sgd_elbo_options {
   std::size_t max_epochs = 100;
   std::size_t batch_size = 128;
   std::size_t num_samples = 1;
   bool shuffle = true;
-  elbo_optimizer optimizer = elbo_optimizer::adam;
   adam_options adam{};
-  sgd_options sgd{};
   std::size_t patience = 0;
   double min_improvement = 0.0;
   std::size_t held_out_samples = 16;
@@ -80,20 +77,15 @@ struct sgd_elbo_options {
 /// `trace[e]` is epoch e's estimate; `iterations` counts epochs. `objective` is the trace entry
 /// of the returned `params` (the best held-out epoch when `restore_best` applied, else the
 /// last). `decreases` is not meaningful for a noisy ascent and stays 0.
-struct sgd_elbo_result : fit_result<Eigen::VectorXd> {
+template <Scalar S>
+struct basic_sgd_elbo_result : fit_result<vector_t<S>> {
   std::vector<double> held_out_trace;  ///< held-out ELBO per epoch (empty without a held-out objective)
   std::size_t steps = 0;               ///< optimizer steps taken
   std::size_t best_epoch = 0;          ///< epoch of the returned parameters
 };
+using sgd_elbo_result = basic_sgd_elbo_result<double>;
 
 namespace detail {
-
-/// An ascent optimizer with a resettable per-run state (`adam`, `sgd`).
-template <class O>
-concept ascent_optimizer = requires(O& o, Eigen::VectorXd& p, const Eigen::VectorXd& g) {
-  o.reset(Eigen::Index{0});
-  o.step(p, g);
-};
 
 inline void validate_sgd_elbo_options(const sgd_elbo_options& o, Eigen::Index n) {
   constexpr std::string_view f = "sgd_elbo";
@@ -105,14 +97,13 @@ inline void validate_sgd_elbo_options(const sgd_elbo_options& o, Eigen::Index n)
   require(o.held_out_samples > 0, f, "option 'held_out_samples' must be positive, got 0");
   require(std::isfinite(o.min_improvement) && o.min_improvement >= 0.0, f,
           "option 'min_improvement' must be finite and >= 0, got ", o.min_improvement);
-  if (o.optimizer == elbo_optimizer::adam) validate(o.adam, f);
-  else validate(o.sgd, f);
 }
 
 /// The held-out ELBO: exact if the objective offers `elbo(params)`, else a Monte Carlo estimate
-/// over all its columns (minibatches of at most `batch`, `samples` draws each).
+/// over all its columns (minibatches of at most `batch`, `samples` draws each), through the
+/// value-only path when the objective has one.
 template <class H, class Rng>
-double held_out_elbo(H& h, const Eigen::VectorXd& params, std::size_t batch, std::size_t samples,
+double held_out_elbo(H& h, const objective_vector_t<H>& params, std::size_t batch, std::size_t samples,
                      Rng& rng) {
   if constexpr (ExactElboObjective<H, Rng>) {
     return static_cast<double>(h.elbo(params));
@@ -121,12 +112,10 @@ double held_out_elbo(H& h, const Eigen::VectorXd& params, std::size_t batch, std
     std::vector<Eigen::Index> idx(static_cast<std::size_t>(n));
     std::iota(idx.begin(), idx.end(), Eigen::Index{0});
     const std::size_t b = std::min<std::size_t>(batch, idx.size());
-    Eigen::VectorXd grad;
     double total = 0.0;
     for (std::size_t start = 0; start < idx.size(); start += b) {
       const std::size_t len = std::min(b, idx.size() - start);
-      const double v = static_cast<double>(
-          h.value_and_gradient(params, minibatch(idx.data() + start, len), samples, grad, rng));
+      const double v = estimate_value(h, params, minibatch(idx.data() + start, len), samples, rng);
       total += v * static_cast<double>(len) / static_cast<double>(n);
     }
     return total;
@@ -137,8 +126,12 @@ double held_out_elbo(H& h, const Eigen::VectorXd& params, std::size_t batch, std
 struct no_held_out {};
 
 template <class F, class H, class Opt, class Rng, class... Cs>
-sgd_elbo_result run_sgd_elbo(F& objective, H* held_out, const Eigen::VectorXd& params0, Rng& rng,
-                             const sgd_elbo_options& opts, Opt& optimizer, Cs&... callbacks) {
+basic_sgd_elbo_result<objective_scalar_t<F>> run_sgd_elbo(F& objective, H* held_out,
+                                                          const objective_vector_t<F>& params0, Rng& rng,
+                                                          const sgd_elbo_options& opts, Opt& optimizer,
+                                                          Cs&... callbacks) {
+  using S = objective_scalar_t<F>;
+  using vector = vector_t<S>;
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   const auto elapsed = [&] { return std::chrono::duration<double>(clock::now() - start).count(); };
@@ -150,36 +143,51 @@ sgd_elbo_result run_sgd_elbo(F& objective, H* held_out, const Eigen::VectorXd& p
   std::vector<Eigen::Index> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), Eigen::Index{0});
 
-  sgd_elbo_result result;
-  Eigen::VectorXd params = params0;
-  Eigen::VectorXd grad(p);
+  basic_sgd_elbo_result<S> result;
+  vector params = params0;
+  vector grad(p);
   optimizer.reset(p);
+  bool stop_requested = false;
 
   // One pass over the data in the current order: the weighted mean of minibatch estimates.
-  // With `update`, a step follows each minibatch. Returns false (and fills the message) on a
-  // non-finite estimate or gradient or a numerical_error from the objective.
+  // With `update`, each minibatch's gradient goes to the step hooks and then to the optimizer;
+  // without, only the value is estimated (the objective's value-only path when it has one).
+  // Returns false (and fills the message) on a non-finite estimate, gradient or parameters,
+  // or a numerical_error from the objective.
   double pass_value = 0.0;
   const auto pass = [&](bool update, std::size_t epoch) -> bool {
     pass_value = 0.0;
-    for (std::size_t b0 = 0; b0 < order.size(); b0 += batch) {
+    for (std::size_t b0 = 0; b0 < order.size() && !stop_requested; b0 += batch) {
       const std::size_t len = std::min(batch, order.size() - b0);
+      const minibatch mb(order.data() + b0, len);
       double v;
       try {
-        v = static_cast<double>(objective.value_and_gradient(
-            params, minibatch(order.data() + b0, len), opts.num_samples, grad, rng));
+        v = update ? static_cast<double>(objective.value_and_gradient(params, mb, opts.num_samples, grad, rng))
+                   : estimate_value(objective, params, mb, opts.num_samples, rng);
       } catch (const numerical_error& e) {
         result.message = concat("epoch ", epoch, ", step ", result.steps, ": ", e.what());
         return false;
       }
-      if (!std::isfinite(v) || !grad.allFinite()) {
+      const bool grad_ok = !update || grad.allFinite();
+      if (!std::isfinite(v) || !grad_ok) {
         result.message = concat("epoch ", epoch, ", step ", result.steps, ": ELBO estimate ", v,
-                                grad.allFinite() ? "" : " with a non-finite gradient");
+                                grad_ok ? "" : " with a non-finite gradient");
         return false;
       }
       pass_value += v * static_cast<double>(len) / static_cast<double>(n);
       if (update) {
+        if constexpr (sizeof...(Cs) > 0) {
+          basic_step_info<S> si{epoch, result.steps, v, static_cast<Eigen::Index>(len), params, grad};
+          stop_requested = notify_all_step(si, callbacks...);
+        }
         optimizer.step(params, grad);
         ++result.steps;
+        // A step that leaves non-finite parameters (a huge step size) ends the fit; the last
+        // good parameters are those at the end of the previous epoch.
+        if (!params.allFinite()) {
+          result.message = concat("epoch ", epoch, ", step ", result.steps, ": the optimizer's step left non-finite parameters");
+          return false;
+        }
       }
     }
     return true;
@@ -187,7 +195,7 @@ sgd_elbo_result run_sgd_elbo(F& objective, H* held_out, const Eigen::VectorXd& p
 
   (notify_begin(callbacks), ...);
   iteration_info info;
-  Eigen::VectorXd last_good = params, best_params = params;
+  vector last_good = params, best_params = params;
   double best_monitored = -std::numeric_limits<double>::infinity();
   double reference = best_monitored;
   std::size_t stale = 0;
@@ -237,7 +245,7 @@ sgd_elbo_result run_sgd_elbo(F& objective, H* held_out, const Eigen::VectorXd& p
     }
     info = {epoch, pass_value, epoch == 0 ? 0.0 : pass_value - previous, elapsed()};
     previous = pass_value;
-    const bool stop = notify_all_iteration(info, callbacks...);
+    const bool stop = notify_all_iteration(info, callbacks...) || stop_requested;
     if (opts.patience > 0 && stale >= opts.patience) {
       result.status = fit_status::converged;
       break;
@@ -266,64 +274,101 @@ sgd_elbo_result run_sgd_elbo(F& objective, H* held_out, const Eigen::VectorXd& p
   return result;
 }
 
-template <class F, class H, class Rng, class... Cs>
-sgd_elbo_result dispatch_sgd_elbo(F& objective, H* held_out, const Eigen::VectorXd& params0,
-                                  Rng& rng, const sgd_elbo_options& options, Cs&... callbacks) {
+/// Checks the arguments and runs the loop with a fresh copy of `optimizer`.
+template <class F, class H, class Opt, class Rng, class... Cs>
+basic_sgd_elbo_result<objective_scalar_t<F>> checked_sgd_elbo(F& objective, H* held_out,
+                                                              const objective_vector_t<F>& params0, Rng& rng,
+                                                              const Opt& optimizer, const sgd_elbo_options& options,
+                                                              Cs&... callbacks) {
   const Eigen::Index n = static_cast<Eigen::Index>(objective.num_observations());
   validate_sgd_elbo_options(options, n);
   require(params0.size() == static_cast<Eigen::Index>(objective.num_parameters()), "sgd_elbo",
           "argument 'params0' must have num_parameters() = ", objective.num_parameters(),
           " entries, got ", params0.size());
   require_finite(params0, "sgd_elbo", "params0");
-  if (options.optimizer == elbo_optimizer::adam) {
-    adam opt(options.adam);
-    return run_sgd_elbo(objective, held_out, params0, rng, options, opt, callbacks...);
-  }
-  sgd opt(options.sgd);
+  Opt opt = optimizer;  // the per-run state lives in this copy: the caller's object is reusable
   return run_sgd_elbo(objective, held_out, params0, rng, options, opt, callbacks...);
+}
+
+template <class F, class H>
+void require_same_layout(const F& objective, const H& held_out) {
+  require(static_cast<Eigen::Index>(held_out.num_parameters()) == static_cast<Eigen::Index>(objective.num_parameters()),
+          "sgd_elbo", "argument 'held_out' must have num_parameters() = ", objective.num_parameters(), ", got ",
+          held_out.num_parameters());
 }
 
 }  // namespace detail
 
-/// Maximize the ELBO of `objective` by stochastic gradient ascent from `params0`.
+/// Maximize the ELBO of `objective` by stochastic gradient ascent from `params0` with the
+/// caller's optimizer.
 ///
 /// @param objective  an `ElboObjective` (observations are its columns)
-/// @param params0    starting flat parameter vector (length `num_parameters()`, finite)
+/// @param params0    starting flat parameter vector (length `num_parameters()`, finite), of the
+///                   objective's scalar type
 /// @param rng        the caller's engine: shuffling and every reparameterized draw
-/// @param options    see `sgd_elbo_options`
-/// @param callbacks  `Callback`s, told once per epoch (iteration = epoch, objective = the
-///                   epoch's ELBO estimate); returning true from `on_iteration` stops the fit
+/// @param optimizer  any `Optimizer` (`adam`, `sgd`, a user's type); it is copied and `reset`
+///                   at the start, so the caller's object is not modified
+/// @param options    see `sgd_elbo_options` (its `adam` member is not used here)
+/// @param callbacks  `Callback`s: `on_iteration` once per epoch (iteration = epoch, objective =
+///                   the epoch's ELBO estimate), `on_step` once per optimizer step (it sees and
+///                   may change the parameters and the gradient); returning true stops the fit
 /// @return the parameters, per-epoch ELBO estimates and status: `max_iterations` (epochs
 ///         exhausted), `converged` (patience ran out), `stopped_by_callback`, or
-///         `numerical_issue` (a non-finite estimate or gradient, or a `numerical_error`; the
-///         parameters are those at the end of the last good epoch and `message` says where)
-/// @throws invalid_argument for invalid options (batch size 0 or > N, non-positive step
-///         sizes, ...) or a `params0` of the wrong length or with non-finite entries
+///         `numerical_issue` (a non-finite estimate, gradient or step, or a `numerical_error`;
+///         the parameters are those at the end of the last good epoch and `message` says where)
+/// @throws invalid_argument for invalid options (batch size 0 or > N, ...) or a `params0` of
+///         the wrong length or with non-finite entries
 ///
-/// Cost per epoch: ceil(N / batch_size) objective evaluations and optimizer steps.
-template <class F, std::uniform_random_bit_generator Rng, Callback... Cs>
-  requires ElboObjective<F, Rng>
-sgd_elbo_result sgd_elbo(F& objective, const Eigen::VectorXd& params0, Rng& rng,
-                         const sgd_elbo_options& options = {}, Cs&&... callbacks) {
-  return detail::dispatch_sgd_elbo(objective, static_cast<detail::no_held_out*>(nullptr), params0,
-                                   rng, options, callbacks...);
+/// Cost per epoch: ceil(N / batch_size) objective evaluations and optimizer steps. Epoch 0
+/// (the starting point's estimate) computes values only.
+template <class F, std::uniform_random_bit_generator Rng, class Opt, Callback... Cs>
+  requires ElboObjective<F, Rng> && Optimizer<Opt, objective_scalar_t<F>>
+basic_sgd_elbo_result<objective_scalar_t<F>> sgd_elbo(F& objective, const objective_vector_t<F>& params0,
+                                                      Rng& rng, const Opt& optimizer,
+                                                      const sgd_elbo_options& options = {}, Cs&&... callbacks) {
+  return detail::checked_sgd_elbo(objective, static_cast<detail::no_held_out*>(nullptr), params0, rng,
+                                  optimizer, options, callbacks...);
 }
 
-/// As above, with a held-out objective evaluated at the end of every epoch (and at the start):
-/// exactly if it is an `ExactElboObjective`, else by Monte Carlo with
-/// `options.held_out_samples` draws per held-out observation. It must share the parameter
-/// layout of `objective` (e.g. the same amortized model on other columns). `patience` then
-/// watches the held-out ELBO, and with `restore_best` the parameters of its best epoch are
-/// returned.
+/// As above with Adam (hyper-parameters `options.adam`) in the objective's scalar type.
+template <class F, std::uniform_random_bit_generator Rng, Callback... Cs>
+  requires ElboObjective<F, Rng>
+basic_sgd_elbo_result<objective_scalar_t<F>> sgd_elbo(F& objective, const objective_vector_t<F>& params0,
+                                                      Rng& rng, const sgd_elbo_options& options = {},
+                                                      Cs&&... callbacks) {
+  validate(options.adam, "sgd_elbo");
+  return detail::checked_sgd_elbo(objective, static_cast<detail::no_held_out*>(nullptr), params0, rng,
+                                  basic_adam<objective_scalar_t<F>>(options.adam), options, callbacks...);
+}
+
+/// With a held-out objective evaluated at the end of every epoch (and at the start): exactly
+/// if it is an `ExactElboObjective`, else by Monte Carlo with `options.held_out_samples` draws
+/// per held-out observation (value-only when it has a value path). It must share the
+/// parameter layout of `objective` (e.g. the same amortized model on other columns).
+/// `patience` then watches the held-out ELBO, and with `restore_best` the parameters of its
+/// best epoch are returned.
+template <class F, class H, std::uniform_random_bit_generator Rng, class Opt, Callback... Cs>
+  requires ElboObjective<F, Rng> && ElboObjective<H, Rng> && Optimizer<Opt, objective_scalar_t<F>> &&
+           std::same_as<objective_scalar_t<F>, objective_scalar_t<H>>
+basic_sgd_elbo_result<objective_scalar_t<F>> sgd_elbo(F& objective, H& held_out,
+                                                      const objective_vector_t<F>& params0, Rng& rng,
+                                                      const Opt& optimizer, const sgd_elbo_options& options = {},
+                                                      Cs&&... callbacks) {
+  detail::require_same_layout(objective, held_out);
+  return detail::checked_sgd_elbo(objective, &held_out, params0, rng, optimizer, options, callbacks...);
+}
+
+/// With a held-out objective and Adam (hyper-parameters `options.adam`).
 template <class F, class H, std::uniform_random_bit_generator Rng, Callback... Cs>
-  requires ElboObjective<F, Rng> && ElboObjective<H, Rng>
-sgd_elbo_result sgd_elbo(F& objective, H& held_out, const Eigen::VectorXd& params0, Rng& rng,
-                         const sgd_elbo_options& options = {}, Cs&&... callbacks) {
-  detail::require(static_cast<Eigen::Index>(held_out.num_parameters()) ==
-                      static_cast<Eigen::Index>(objective.num_parameters()),
-                  "sgd_elbo", "argument 'held_out' must have num_parameters() = ",
-                  objective.num_parameters(), ", got ", held_out.num_parameters());
-  return detail::dispatch_sgd_elbo(objective, &held_out, params0, rng, options, callbacks...);
+  requires ElboObjective<F, Rng> && ElboObjective<H, Rng> &&
+           std::same_as<objective_scalar_t<F>, objective_scalar_t<H>>
+basic_sgd_elbo_result<objective_scalar_t<F>> sgd_elbo(F& objective, H& held_out,
+                                                      const objective_vector_t<F>& params0, Rng& rng,
+                                                      const sgd_elbo_options& options = {}, Cs&&... callbacks) {
+  detail::require_same_layout(objective, held_out);
+  validate(options.adam, "sgd_elbo");
+  return detail::checked_sgd_elbo(objective, &held_out, params0, rng,
+                                  basic_adam<objective_scalar_t<F>>(options.adam), options, callbacks...);
 }
 
 }  // namespace latent

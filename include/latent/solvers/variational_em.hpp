@@ -16,9 +16,11 @@
 #include <latent/solvers/detail/em_driver.hpp>
 #include <latent/solvers/em.hpp>
 
+#include <random>
+
 namespace latent {
 
-/// Options of `variational_em`: the same as `em_options` (restarts are not offered).
+/// Options of `variational_em`: the same as `em_options` (`restarts` needs an engine).
 using variational_em_options = em_options;
 
 /// The ELBO of `x` under the model's parameters, q optimized inside `family`, with E_q[T]
@@ -35,6 +37,23 @@ double variational_e_step(const M& model, const typename M::data_type& x, const 
       stats);
 }
 
+namespace detail {
+/// One variational EM fit from the model's current parameters; `restart` is what callbacks see.
+template <class M, class Family, class E, class... Cs>
+fit_result<typename M::params_type> variational_em_single(M& model, const typename M::data_type& x,
+                                                          const Family& family, const E& executor,
+                                                          const variational_em_options& options,
+                                                          std::size_t restart, Cs&... callbacks) {
+  const auto loop = loop_options(options);
+  validate_em_loop_options(loop, "variational_em");
+  if constexpr (requires { model.validate(x); }) model.validate(x);
+  const double scale = observation_scale(model, x, executor);
+  return run_em_loop(
+      model, [&](typename M::stats_type& s) { return variational_e_step(model, x, family, s, executor); },
+      scale, loop, restart, callbacks...);
+}
+}  // namespace detail
+
 /// Fit `model` by variational EM with q in `family`, from the model's current parameters,
 /// the E-step run by `executor`. The trace holds the ELBO per iteration.
 template <class M, class Family, Executor E, Callback... Cs>
@@ -43,15 +62,37 @@ fit_result<typename M::params_type> variational_em(M& model, const typename M::d
                                                    const Family& family, const E& executor,
                                                    const variational_em_options& options = {},
                                                    Cs&&... callbacks) {
-  const auto loop = detail::loop_options(options);
-  detail::validate_em_loop_options(loop, "variational_em");
-  detail::require(options.restarts == 1, "variational_em", "option 'restarts' is not supported, got ",
-                  options.restarts);
-  if constexpr (requires { model.validate(x); }) model.validate(x);
-  const double scale = detail::observation_scale(model, x, executor);
-  return detail::run_em_loop(
-      model, [&](typename M::stats_type& s) { return variational_e_step(model, x, family, s, executor); },
-      scale, loop, callbacks...);
+  detail::require(options.restarts == 1, "variational_em",
+                  "option 'restarts' needs a random engine: call variational_em(model, x, family, rng, "
+                  "options); got ", options.restarts);
+  return detail::variational_em_single(model, x, family, executor, options, 0, callbacks...);
+}
+
+/// Variational EM from `options.restarts` random starts drawn by `model.initialize(x, rng)`,
+/// keeping the best final ELBO (a restart that ended in `numerical_issue` never beats one that
+/// did not; ties keep the earliest), with the E-step run by `executor`.
+template <class M, class Family, std::uniform_random_bit_generator Rng, Executor E, Callback... Cs>
+  requires VariationalEMModel<M, Family> && RandomlyInitializable<M, Rng>
+fit_result<typename M::params_type> variational_em(M& model, const typename M::data_type& x,
+                                                   const Family& family, Rng& rng, const E& executor,
+                                                   const variational_em_options& options = {},
+                                                   Cs&&... callbacks) {
+  detail::require(options.restarts > 0, "variational_em", "option 'restarts' must be positive, got 0");
+  return detail::run_restarts(
+      model, options.restarts, [&](std::size_t) { model.initialize(x, rng); },
+      [&](std::size_t r) {
+        return detail::variational_em_single(model, x, family, executor, options, r, callbacks...);
+      });
+}
+
+/// Variational EM with restarts, the E-step on `options.threads` threads.
+template <class M, class Family, std::uniform_random_bit_generator Rng, Callback... Cs>
+  requires VariationalEMModel<M, Family> && RandomlyInitializable<M, Rng>
+fit_result<typename M::params_type> variational_em(M& model, const typename M::data_type& x,
+                                                   const Family& family, Rng& rng,
+                                                   const variational_em_options& options = {},
+                                                   Cs&&... callbacks) {
+  return variational_em(model, x, family, rng, detail::default_executor(options), options, callbacks...);
 }
 
 /// Fit `model` by variational EM with q in `family`, from the model's current parameters,

@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <limits>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace latent::detail {
 
@@ -20,6 +22,7 @@ namespace latent::detail {
 struct em_loop_options {
   std::size_t max_iterations;
   double tolerance;
+  double parameter_tolerance;
   double decrease_tolerance;
   parallel_options parallel;
 };
@@ -28,6 +31,8 @@ inline void validate_em_loop_options(const em_loop_options& o, std::string_view 
   require(o.max_iterations > 0, function, "option 'max_iterations' must be positive, got 0");
   require(std::isfinite(o.tolerance) && o.tolerance >= 0.0, function,
           "option 'tolerance' must be finite and >= 0, got ", o.tolerance);
+  require(std::isfinite(o.parameter_tolerance) && o.parameter_tolerance >= 0.0, function,
+          "option 'parameter_tolerance' must be finite and >= 0, got ", o.parameter_tolerance);
   require(std::isfinite(o.decrease_tolerance) && o.decrease_tolerance >= 0.0, function,
           "option 'decrease_tolerance' must be finite and >= 0, got ", o.decrease_tolerance);
   require(o.parallel.threads >= 0, function, "option 'threads' must be >= 0, got ",
@@ -36,18 +41,42 @@ inline void validate_em_loop_options(const em_loop_options& o, std::string_view 
           o.parallel.block_size);
 }
 
+/// The model's log prior density of its current parameters, if it has the optional hook
+/// `log_prior()` (MAP EM: e.g. Dirichlet pseudo-counts), else 0. The EM objective the solvers
+/// trace, test for decreases and return is log p(x; theta) + log p(theta).
+template <class M>
+double model_log_prior(const M& model) {
+  if constexpr (requires { { model.log_prior() } -> std::convertible_to<double>; })
+    return static_cast<double>(model.log_prior());
+  else
+    return 0.0;
+}
+
+/// Whether the model measures how far its parameters moved (optional hook
+/// `params_distance(a, b)`: the largest relative change of any parameter).
+template <class M>
+concept has_params_distance = requires(const M& m, const typename M::params_type& p) {
+  { m.params_distance(p, p) } -> std::convertible_to<double>;
+};
+
 /// Runs the EM-style loop.
 ///
 /// `evaluate(stats) -> double` resets nothing: it is given fresh statistics and returns the
-/// objective of the model's current parameters while filling the statistics. The model's
-/// `m_step` then moves the parameters. Iteration i evaluates the parameters after i M-steps;
-/// the loop stops *after an evaluation*, so the returned parameters are the evaluated ones.
+/// objective of the model's current parameters while filling the statistics (the model's
+/// `log_prior()`, when it has one, is added here). The model's `m_step` then moves the
+/// parameters. Iteration i evaluates the parameters after i M-steps; the loop stops *after an
+/// evaluation*, so the returned parameters are the evaluated ones.
 ///
-/// Convergence: |objective_i - objective_{i-1}| <= tolerance * scale, with `scale` the total
-/// observation weight (the tolerance is on the change of the average objective).
+/// Convergence at iteration i >= 1 needs all of:
+///  - no fall: objective_i - objective_{i-1} >= -rounding (a fall never counts as convergence);
+///  - a small relative change: |objective_i - objective_{i-1}| <= tolerance * max(|objective_i|,
+///    scale), with `scale` the total observation weight;
+///  - if `parameter_tolerance > 0` and the model has `params_distance`: the parameters moved by
+///    at most `parameter_tolerance` (largest relative change) in the last M-step.
 template <class M, class Evaluate, class... Cs>
 fit_result<typename M::params_type> run_em_loop(M& model, Evaluate&& evaluate, double scale,
-                                                const em_loop_options& opts, Cs&... callbacks) {
+                                                const em_loop_options& opts, std::size_t restart,
+                                                Cs&... callbacks) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   const auto elapsed = [&] { return std::chrono::duration<double>(clock::now() - start).count(); };
@@ -62,7 +91,7 @@ fit_result<typename M::params_type> run_em_loop(M& model, Evaluate&& evaluate, d
     auto stats = model.zero_stats();
     double value;
     try {
-      value = evaluate(stats);
+      value = evaluate(stats) + model_log_prior(model);
     } catch (const numerical_error& e) {
       result.status = fit_status::numerical_issue;
       result.message = concat("evaluation at iteration ", it, " failed: ", e.what());
@@ -76,6 +105,11 @@ fit_result<typename M::params_type> run_em_loop(M& model, Evaluate&& evaluate, d
     result.trace.push_back(value);
     result.iterations = it;
     result.objective = value;
+    // How far the last M-step moved the parameters (only when the criterion is in use).
+    double moved = 0.0;
+    if constexpr (has_params_distance<M>)
+      if (it > 0 && opts.parameter_tolerance > 0.0)
+        moved = static_cast<double>(model.params_distance(result.params, model.params()));
     result.params = model.params();  // the last parameters with a finite objective
 
     const double change = it == 0 ? 0.0 : value - previous;
@@ -85,9 +119,10 @@ fit_result<typename M::params_type> run_em_loop(M& model, Evaluate&& evaluate, d
       ++result.decreases;
       result.largest_decrease = std::max(result.largest_decrease, -change);
     }
-    info = {it, value, change, elapsed()};
+    info = {it, value, change, elapsed(), restart};
     const bool stop = notify_all_iteration(info, callbacks...);
-    if (it > 0 && std::abs(change) <= opts.tolerance * scale) {
+    const bool flat = change >= -rounding && std::abs(change) <= opts.tolerance * std::max(std::abs(value), scale);
+    if (it > 0 && flat && moved <= opts.parameter_tolerance) {
       result.status = fit_status::converged;
       break;
     }
@@ -110,10 +145,64 @@ fit_result<typename M::params_type> run_em_loop(M& model, Evaluate&& evaluate, d
   }
   if (result.status == fit_status::numerical_issue && !result.trace.empty())
     model.set_params(result.params);  // restore the last good parameters
-  result.seconds = elapsed();
+  result.seconds = result.total_seconds = elapsed();
+  result.total_iterations = result.iterations;
   info.seconds = result.seconds;
   (notify_end(callbacks, info), ...);
   return result;
+}
+
+/// Whether fit `a` beats fit `b` in a competition of restarts: a fit that ended in a numerical
+/// issue never beats one that did not (its objective may be inflated by a collapsing
+/// component); otherwise the higher final objective wins, and ties keep the earlier (b).
+template <class Params>
+bool better_restart(const fit_result<Params>& a, const fit_result<Params>& b) {
+  const bool a_ok = a.status != fit_status::numerical_issue, b_ok = b.status != fit_status::numerical_issue;
+  if (a_ok != b_ok) return a_ok;
+  return a.objective > b.objective;
+}
+
+/// Runs `fit_one(restart) -> fit_result` after `initialize(restart)` for every restart, keeps
+/// the best (`better_restart`), leaves the model at it, and fills the per-restart summaries.
+/// A start that cannot be formed (initialize throws numerical_error) is a failed restart.
+template <class M, class Initialize, class FitOne>
+fit_result<typename M::params_type> run_restarts(M& model, std::size_t restarts, Initialize&& initialize,
+                                                 FitOne&& fit_one) {
+  fit_result<typename M::params_type> best;
+  std::vector<restart_summary> summaries;
+  double total_seconds = 0.0;
+  std::size_t total_iterations = 0;
+  for (std::size_t r = 0; r < restarts; ++r) {
+    fit_result<typename M::params_type> fit;
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      initialize(r);
+      fit = fit_one(r);
+    } catch (const numerical_error& e) {
+      fit = {};
+      fit.params = model.params();
+      fit.status = fit_status::numerical_issue;
+      fit.message = concat("initialization of restart ", r, " failed: ", e.what());
+      fit.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    summaries.push_back({fit.objective, fit.status, fit.iterations, fit.seconds});
+    total_seconds += fit.seconds;
+    total_iterations += fit.iterations;
+    if (r == 0 || better_restart(fit, best)) {
+      best = std::move(fit);
+      best.restart = r;
+    }
+  }
+  // The best restart's parameters are finite whenever any restart produced a finite
+  // objective; a restart that failed at its start holds whatever the model had, which is
+  // restored only if no restart did better.
+  if (!best.trace.empty()) model.set_params(best.params);
+  best.restart_objectives.clear();
+  for (const auto& s : summaries) best.restart_objectives.push_back(s.objective);
+  best.restarts = std::move(summaries);
+  best.total_seconds = total_seconds;
+  best.total_iterations = total_iterations;
+  return best;
 }
 
 }  // namespace latent::detail
