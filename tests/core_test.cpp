@@ -78,6 +78,11 @@ struct toy_model {
 };
 static_assert(latent::EMModel<toy_model>);
 
+// The toy declaring that it reads weights (it does not: only the solver's check is tested).
+struct weighted_toy : toy_model {
+  static constexpr bool supports_weights = true;
+};
+
 struct counting_callback {
   int begins = 0, iterations = 0, ends = 0;
   void on_begin() { ++begins; }
@@ -594,4 +599,14 @@ TEST_CASE("em with restarts: failures never win, callbacks restart, summaries", 
   CHECK(std::find(rec.restarts_seen.begin(), rec.restarts_seen.end(), std::size_t{3}) != rec.restarts_seen.end());
   CHECK(std::find(rec.restarts_seen.begin(), rec.restarts_seen.end(), std::size_t{1}) == rec.restarts_seen.end());
   CHECK(m.p.mean == fit.params.mean);
+}
+
+TEST_CASE("em: weighted data are refused by a model that does not declare it reads weights", "[core][em]") {
+  const Eigen::MatrixXd x = Eigen::RowVectorXd::LinSpaced(10, 0.0, 1.0);
+  const Eigen::VectorXd w = Eigen::VectorXd::Constant(10, 2.0);
+  toy_model m;
+  CHECK_THROWS_WITH(latent::em(m, latent::observations(x, w)), Catch::Contains("supports_weights"));
+  CHECK(latent::em(m, latent::observations(x)).converged());  // unweighted views are fine
+  weighted_toy d;
+  CHECK_NOTHROW(latent::em(d, latent::observations(x, w)));
 }

@@ -33,7 +33,12 @@ class numerical_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-namespace detail {
+/// @name Argument checks for model authors
+/// The checks latent's own models use at their API boundary, public so that a user's model
+/// reports bad input the same way: each throws `invalid_argument` with "function: message",
+/// the message naming the argument, what was expected and what was given.
+/// @{
+
 
 /// Concatenate streamable pieces into one string.
 template <class... Parts>
@@ -83,5 +88,16 @@ void require_rows(const Eigen::EigenBase<Derived>& m, Eigen::Index rows, std::st
     throw_invalid(function, "argument '", name, "' must have ", rows, " rows, got ", m.rows());
 }
 
+/// @}
+
+namespace detail {
+// The first edition's spelling; model code may keep using it.
+using latent::concat;
+using latent::require;
+using latent::require_finite;
+using latent::require_rows;
+using latent::require_shape;
+using latent::throw_invalid;
 }  // namespace detail
+
 }  // namespace latent

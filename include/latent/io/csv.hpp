@@ -3,6 +3,7 @@
 /// Reading numeric CSV files into the library's orientation: one observation per column.
 
 #include <latent/core/error.hpp>
+#include <latent/core/scalar.hpp>
 
 #include <Eigen/Core>
 
@@ -16,11 +17,13 @@
 namespace latent {
 
 /// A numeric table: `data` is d x N (row i holds the variable `names[i]`, column n the n-th
-/// record of the file).
-struct csv_table {
+/// record of the file), in scalar type `S` (the text is parsed in double and rounded).
+template <Scalar S>
+struct basic_csv_table {
   std::vector<std::string> names;
-  Eigen::MatrixXd data;
+  matrix_t<S> data;
 };
+using csv_table = basic_csv_table<double>;
 
 namespace detail {
 inline std::vector<std::string> split_csv_line(const std::string& line) {
@@ -46,9 +49,10 @@ inline std::vector<std::string> split_csv_line(const std::string& line) {
 /// numbers (fields may be quoted; blank lines are skipped).
 /// @throws invalid_argument naming the line and field that is not a number, or a line with
 ///         the wrong number of fields.
-inline csv_table parse_csv(std::istream& in, std::string_view source = "csv") {
+template <Scalar S = double>
+basic_csv_table<S> parse_csv(std::istream& in, std::string_view source = "csv") {
   std::string line;
-  csv_table t;
+  basic_csv_table<S> t;
   while (std::getline(in, line) && line.find_first_not_of(" \t\r") == std::string::npos) {}
   detail::require(!line.empty(), "read_csv", source, ": no header line");
   t.names = detail::split_csv_line(line);
@@ -74,16 +78,18 @@ inline csv_table parse_csv(std::istream& in, std::string_view source = "csv") {
     ++records;
   }
   t.data = Eigen::Map<const Eigen::MatrixXd>(values.data(), static_cast<Eigen::Index>(d),
-                                             static_cast<Eigen::Index>(records));
+                                             static_cast<Eigen::Index>(records))
+               .template cast<S>();
   return t;
 }
 
 /// Read a numeric CSV file (see `parse_csv`).
 /// @throws invalid_argument if the file cannot be opened or is malformed.
-inline csv_table read_csv(const std::string& path) {
+template <Scalar S = double>
+basic_csv_table<S> read_csv(const std::string& path) {
   std::ifstream in(path);
   detail::require(static_cast<bool>(in), "read_csv", "cannot open '", path, "'");
-  return parse_csv(in, path);
+  return parse_csv<S>(in, path);
 }
 
 }  // namespace latent

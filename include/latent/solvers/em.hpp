@@ -151,6 +151,7 @@ fit_result<typename M::params_type> em_single(M& model, const typename M::data_t
                                               const em_options& options, std::size_t restart, Cs&... callbacks) {
   const auto loop = loop_options(options);
   validate_em_loop_options(loop, "em");
+  require_weights_supported<M>(x, "em");
   if constexpr (requires { model.validate(x); }) model.validate(x);
   const double scale = observation_scale(model, x, executor);
   return run_em_loop(

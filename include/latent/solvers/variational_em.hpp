@@ -46,6 +46,7 @@ fit_result<typename M::params_type> variational_em_single(M& model, const typena
                                                           std::size_t restart, Cs&... callbacks) {
   const auto loop = loop_options(options);
   validate_em_loop_options(loop, "variational_em");
+  require_weights_supported<M>(x, "variational_em");
   if constexpr (requires { model.validate(x); }) model.validate(x);
   const double scale = observation_scale(model, x, executor);
   return run_em_loop(

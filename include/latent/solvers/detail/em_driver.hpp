@@ -52,6 +52,24 @@ double model_log_prior(const M& model) {
     return 0.0;
 }
 
+/// Whether a model declares that its E-step reads observation weights
+/// (`static constexpr bool supports_weights = true;`).
+template <class M>
+inline constexpr bool model_supports_weights = [] {
+  if constexpr (requires { { M::supports_weights } -> std::convertible_to<bool>; }) return bool(M::supports_weights);
+  else return false;
+}();
+
+/// Weighted data are an opt-in: a model that does not declare `supports_weights` would
+/// silently fit them unweighted, so the solver refuses them.
+template <class M, class Data>
+void require_weights_supported(const Data& x, std::string_view function) {
+  if constexpr (!model_supports_weights<M> && requires { { x.weighted() } -> std::convertible_to<bool>; })
+    require(!x.weighted(), function,
+            "argument 'x' carries observation weights, but the model does not declare that its E-step "
+            "reads them (static constexpr bool supports_weights = true); it would fit them unweighted");
+}
+
 /// Whether the model measures how far its parameters moved (optional hook
 /// `params_distance(a, b)`: the largest relative change of any parameter).
 template <class M>
