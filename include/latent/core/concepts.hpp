@@ -71,6 +71,17 @@ concept EMModel =
 
 /// A model whose E-step can optimize q inside the variational family `Family` (e.g. mean
 /// field). `cm.e_step(x, b, e, s, family)` adds E_q[T] into `s` and returns the block's ELBO.
+///
+/// Local variational state (q of each observation, kept from one iteration to the next so
+/// that coordinate ascent warm-starts and the ELBO never falls) belongs to the solver, not to
+/// the model or the data: a model that keeps such state offers
+///
+///     auto make_variational_state(const data_type& x, const Family& family) const;
+///     double e_step(const data_type& x, Index b, Index e, stats_type& s, const Family& family,
+///                   State& state) const;
+///
+/// The solver makes the state once per fit and passes it to every E-step; the E-step of block
+/// [b, e) reads and writes only the state of observations b .. e-1 (blocks run concurrently).
 template <class M, class Family>
 concept VariationalEMModel =
     ParametricModel<M> && SufficientStatistics<typename M::stats_type> &&
@@ -78,9 +89,22 @@ concept VariationalEMModel =
              const typename M::stats_type& cs, Eigen::Index b, const Family& f) {
       { cm.num_observations(x) } -> std::convertible_to<Eigen::Index>;
       { cm.zero_stats() } -> std::same_as<typename M::stats_type>;
-      { cm.e_step(x, b, b, s, f) } -> std::convertible_to<double>;
       m.m_step(cs);
-    };
+    } &&
+    (requires(const M& cm, const typename M::data_type& x, typename M::stats_type& s, Eigen::Index b,
+              const Family& f) {
+      { cm.e_step(x, b, b, s, f) } -> std::convertible_to<double>;
+    } ||
+     requires(const M& cm, const typename M::data_type& x, typename M::stats_type& s, Eigen::Index b,
+              const Family& f, decltype(cm.make_variational_state(x, f))& state) {
+       { cm.e_step(x, b, b, s, f, state) } -> std::convertible_to<double>;
+     });
+
+/// A `VariationalEMModel` whose local variational state the solver holds (see above).
+template <class M, class Family>
+concept StatefulVariationalEMModel =
+    VariationalEMModel<M, Family> &&
+    requires(const M& cm, const typename M::data_type& x, const Family& f) { cm.make_variational_state(x, f); };
 
 /// A model that can draw its own starting parameters from data and a caller's engine of type
 /// `Rng` (needed by EM with restarts). The default engine is the one the examples use.

@@ -26,13 +26,28 @@ using variational_em_options = em_options;
 /// The ELBO of `x` under the model's parameters, q optimized inside `family`, with E_q[T]
 /// added into `stats`. Blocks run in parallel and merge in block order.
 template <class M, class Family, Executor E = thread_executor>
-  requires VariationalEMModel<M, Family>
+  requires VariationalEMModel<M, Family> && (!StatefulVariationalEMModel<M, Family>)
 double variational_e_step(const M& model, const typename M::data_type& x, const Family& family,
                           typename M::stats_type& stats, const E& executor = {}) {
   return executor.reduce(
       static_cast<Eigen::Index>(model.num_observations(x)), [&] { return model.zero_stats(); },
       [&](Eigen::Index b, Eigen::Index e, typename M::stats_type& s) {
         return model.e_step(x, b, e, s, family);
+      },
+      stats);
+}
+
+/// The same for a model with local variational state: `state` (made by
+/// `model.make_variational_state(x, family)`) holds q between calls; block [b, e) reads and
+/// writes the state of its own observations only.
+template <class M, class Family, class State, Executor E = thread_executor>
+  requires StatefulVariationalEMModel<M, Family>
+double variational_e_step(const M& model, const typename M::data_type& x, const Family& family,
+                          State& state, typename M::stats_type& stats, const E& executor = {}) {
+  return executor.reduce(
+      static_cast<Eigen::Index>(model.num_observations(x)), [&] { return model.zero_stats(); },
+      [&](Eigen::Index b, Eigen::Index e, typename M::stats_type& s) {
+        return model.e_step(x, b, e, s, family, state);
       },
       stats);
 }
@@ -49,9 +64,18 @@ fit_result<typename M::params_type> variational_em_single(M& model, const typena
   require_weights_supported<M>(x, "variational_em");
   if constexpr (requires { model.validate(x); }) model.validate(x);
   const double scale = observation_scale(model, x, executor);
-  return run_em_loop(
-      model, [&](typename M::stats_type& s) { return variational_e_step(model, x, family, s, executor); },
-      scale, loop, restart, callbacks...);
+  if constexpr (StatefulVariationalEMModel<M, Family>) {
+    // The solver owns q: made once per fit (per restart), warm-starting every E-step after.
+    auto state = model.make_variational_state(x, family);
+    return run_em_loop(
+        model,
+        [&](typename M::stats_type& s) { return variational_e_step(model, x, family, state, s, executor); },
+        scale, loop, restart, callbacks...);
+  } else {
+    return run_em_loop(
+        model, [&](typename M::stats_type& s) { return variational_e_step(model, x, family, s, executor); },
+        scale, loop, restart, callbacks...);
+  }
 }
 }  // namespace detail
 
