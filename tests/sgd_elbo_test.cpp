@@ -170,6 +170,16 @@ Eigen::MatrixXd simulate_ns(Eigen::Index k, Eigen::Index n, double theta, double
   return std::sqrt(theta) * latent::standard_normal(k, n, rng) + z.replicate(k, 1);
 }
 
+// Neyman–Scott ELBO parameters: the given globals, q means m0 + N(0, 1) and q log sds
+// l0 + l_sd N(0, 1), drawn from `rng` in that order.
+neyman_scott_elbo::params_type ns_params(Eigen::Index n, double log_theta, double mean, double log_prior_variance,
+                                         double m0, double l0, double l_sd, std::mt19937_64& rng) {
+  neyman_scott_elbo::params_type pt{log_theta, mean, log_prior_variance, {}, {}};
+  pt.q_means = m0 + latent::standard_normal(n, 1, rng).array();
+  pt.q_log_sds = l0 + l_sd * latent::standard_normal(n, 1, rng).array();
+  return pt;
+}
+
 // A maximization problem f(x) = -1/2 (x - c)^T A (x - c) with known maximizer c.
 struct quadratic {
   Eigen::MatrixXd a;
@@ -401,12 +411,7 @@ TEST_CASE("neyman_scott_elbo: value against a naive computation, gradient agains
   const neyman_scott_elbo free_prior(y);
   const neyman_scott_elbo fixed(y, latent::neyman_scott_elbo_fixed_prior{.mean = 1.0, .variance = 2.0});
   for (const neyman_scott_elbo* obj : {&free_prior, &fixed}) {
-    neyman_scott_elbo::params_type pt;
-    pt.log_theta = 0.2;
-    pt.mean = 1.7;
-    pt.log_prior_variance = -0.3;
-    pt.q_means = 2.0 + latent::standard_normal(25, 1, rng).array();
-    pt.q_log_sds = -0.5 + 0.3 * latent::standard_normal(25, 1, rng).array();
+    const neyman_scott_elbo::params_type pt = ns_params(25, 0.2, 1.7, -0.3, 2.0, -0.5, 0.3, rng);
     const Eigen::VectorXd p = obj->pack(pt);
     const neyman_scott_elbo::params_type back = obj->unpack(p);
     const std::mt19937_64 frozen = rng;
@@ -449,12 +454,7 @@ TEST_CASE("neyman_scott_elbo: stochastic gradient is unbiased; ELBO maximum is t
   const Eigen::Index k = 4, n = 30;
   const Eigen::MatrixXd y = simulate_ns(k, n, 1.0, 2.0, 0.5, rng);
   const neyman_scott_elbo obj(y);
-  neyman_scott_elbo::params_type pt;
-  pt.log_theta = 0.1;
-  pt.mean = 1.5;
-  pt.log_prior_variance = -0.5;
-  pt.q_means = 2.0 + latent::standard_normal(n, 1, rng).array();
-  pt.q_log_sds = -0.7 + 0.2 * latent::standard_normal(n, 1, rng).array();
+  const neyman_scott_elbo::params_type pt = ns_params(n, 0.1, 1.5, -0.5, 2.0, -0.7, 0.2, rng);
   const Eigen::VectorXd p = obj.pack(pt);
 
   SECTION("unbiased") {
@@ -511,12 +511,7 @@ TEST_CASE("neyman_scott_elbo: value-only and sparse-gradient paths return the de
   const neyman_scott_elbo fixed(y, latent::neyman_scott_elbo_fixed_prior{.mean = 1.0, .variance = 2.0});
   for (const neyman_scott_elbo* obj : {&free_prior, &fixed}) {
     INFO("estimates prior: " << obj->estimates_prior());
-    neyman_scott_elbo::params_type pt;
-    pt.log_theta = 0.3;
-    pt.mean = 1.8;
-    pt.log_prior_variance = -0.2;
-    pt.q_means = 2.0 + latent::standard_normal(n, 1, rng).array();
-    pt.q_log_sds = -0.5 + 0.3 * latent::standard_normal(n, 1, rng).array();
+    const neyman_scott_elbo::params_type pt = ns_params(n, 0.3, 1.8, -0.2, 2.0, -0.5, 0.3, rng);
     const Eigen::VectorXd p = obj->pack(pt);
     const Eigen::Index g = obj->num_global();
     neyman_scott_elbo::sparse_gradient sparse;  // reused across batches of different sizes
@@ -566,12 +561,7 @@ TEST_CASE("neyman_scott_elbo in float: the double objective's numbers to float t
   const Eigen::MatrixXd y = simulate_ns(4, n, 1.0, 2.0, 0.5, rng);
   const neyman_scott_elbo obj(y);
   const latent::basic_neyman_scott_elbo<float> objf(y.cast<float>());
-  neyman_scott_elbo::params_type pt;
-  pt.log_theta = 0.1;
-  pt.mean = 1.5;
-  pt.log_prior_variance = -0.5;
-  pt.q_means = 2.0 + latent::standard_normal(n, 1, rng).array();
-  pt.q_log_sds = -0.7 + 0.2 * latent::standard_normal(n, 1, rng).array();
+  const neyman_scott_elbo::params_type pt = ns_params(n, 0.1, 1.5, -0.5, 2.0, -0.7, 0.2, rng);
   const Eigen::VectorXf pf = obj.pack(pt).cast<float>();
   const Eigen::VectorXd p = pf.cast<double>();  // the same point in both precisions
   REQUIRE(objf.elbo(pf) == Approx(obj.elbo(p)).epsilon(1e-5).margin(0.0));
