@@ -16,6 +16,7 @@
 // than with 1. Report the eigen_threads:1 rows.
 #include <latent/core/random.hpp>
 #include <latent/models/linear_vae.hpp>
+#include <latent/models/neyman_scott_elbo.hpp>
 #include <latent/optim/adam.hpp>
 
 #include <benchmark/benchmark.h>
@@ -23,6 +24,7 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -68,6 +70,48 @@ void BM_LinearVaeSgdStep(benchmark::State& state) {
 BENCHMARK(BM_LinearVaeSgdStep)
     ->ArgsProduct({{50, 784}, {10}, {128}, {1}, {1}})
     ->ArgNames({"d", "k", "batch", "samples", "eigen_threads"})
+    ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+// Neyman–Scott objective alone (no optimizer step): one minibatch estimate and gradient, K = 5,
+// batch 100, S = 4 draws, for N = 10^4 and 10^6 groups. `sparse:0` is `value_and_gradient`
+// (it writes the dense 3 + 2N gradient: O(N) per step), `sparse:1` is
+// `value_and_sparse_gradient` (O(|B| S) per step, independent of N), `sparse:2` is the
+// value-only path. items/s = groups of the batch per second.
+namespace {
+
+void BM_NeymanScottElboStep(benchmark::State& state) {
+  const Eigen::Index n = state.range(0), b = 100, k = 5;
+  const int mode = static_cast<int>(state.range(1));
+  std::mt19937_64 rng(42);
+  const Eigen::RowVectorXd z = 0.5 + latent::standard_normal(1, n, rng).array();
+  const Eigen::MatrixXd y = std::sqrt(2.0) * latent::standard_normal(k, n, rng) + z.replicate(k, 1);
+  const latent::neyman_scott_elbo obj(y);
+  const Eigen::VectorXd params = obj.initial_params(rng);
+  std::vector<Eigen::Index> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), Eigen::Index{0});
+  std::shuffle(order.begin(), order.end(), rng);
+  Eigen::VectorXd grad(obj.num_parameters());
+  latent::neyman_scott_elbo::sparse_gradient sparse;
+  std::size_t offset = 0;
+  for (auto _ : state) {
+    if (offset + static_cast<std::size_t>(b) > order.size()) offset = 0;
+    const latent::minibatch batch(order.data() + offset, static_cast<std::size_t>(b));
+    double v = 0.0;
+    if (mode == 0) v = obj.value_and_gradient(params, batch, 4, grad, rng);
+    else if (mode == 1) v = obj.value_and_sparse_gradient(params, batch, 4, sparse, rng);
+    else v = obj.value(params, batch, 4, rng);
+    offset += static_cast<std::size_t>(b);
+    benchmark::DoNotOptimize(v);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * b);
+}
+
+BENCHMARK(BM_NeymanScottElboStep)
+    ->ArgsProduct({{10000, 1000000}, {0, 1, 2}})
+    ->ArgNames({"groups", "sparse"})
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -1,10 +1,12 @@
 // Tests of the Neyman–Scott / random-effects normal model: closed forms on the same sample,
 // the fixed-prior root, the joint MLE, monotone EM, thread invariance, the inconsistency of the
-// joint MLE on a large sample, and bad input.
+// joint MLE on a large sample, float against double, the vocabulary (BIC/AIC, joint draws,
+// parameter distance), the statistics' flat view, and bad input.
 #include <latent/models/neyman_scott.hpp>
 
 #include <latent/core/concepts.hpp>
 #include <latent/core/gaussian.hpp>
+#include <latent/core/statistics.hpp>
 #include <latent/solvers/em.hpp>
 
 #include "support/test_support.hpp"
@@ -24,6 +26,26 @@ namespace {
 using latent::neyman_scott;
 using latent::neyman_scott_params;
 using latent::neyman_scott_prior;
+
+// Named tolerances per scalar type (relative).
+//  - kernel: one deterministic pass (log-likelihoods, statistics). Double: rounding of sums of
+//    a few thousand terms, ~1e-12. Float: the per-group summaries (mean, sum of squares of K
+//    values) carry ~K eps_f ~ 1e-6 relative error and the block sums in float add ~1e-6 more;
+//    1e-5 leaves a margin of 10.
+//  - fit: an EM fit against the closed form of the same data. Double: EM stops on the change of
+//    the log-likelihood (1e-12 per group here), which leaves parameters ~1e-6 off; the tests of
+//    1e-8 use iterate_to_fixed_point instead. Float: parameters are rounded to float at every
+//    M-step (6e-8) and the fixed point moves with the float summaries (~1e-6); 1e-4 relative.
+template <class S>
+struct tolerance;
+template <>
+struct tolerance<double> {
+  static constexpr double kernel = 1e-12, fit = 1e-5;
+};
+template <>
+struct tolerance<float> {
+  static constexpr double kernel = 1e-5, fit = 1e-4;
+};
 
 // Relative difference, for the 1e-8 comparisons the issue asks for.
 double rel(double a, double b) { return std::abs(a - b) / std::max(std::abs(a), std::abs(b)); }
@@ -118,16 +140,42 @@ void require_invalid(F&& f, const std::string& needle) {
 
 }  // namespace
 
-TEST_CASE("group log-likelihood equals the K-variate normal density", "[neyman_scott]") {
+TEMPLATE_TEST_CASE("log-likelihood per group equals the K-variate normal density", "[neyman_scott]", float,
+                   double) {
+  using S = TestType;
+  const double tol = tolerance<S>::kernel;
   auto rng = latent_test::make_rng(1);
-  const neyman_scott model(4, {1.7, -0.3, 0.6});
-  const Eigen::MatrixXd y = model.sample(50, rng);
-  const double brute = brute_force_log_likelihood(y, model.params());
-  CHECK(model.log_likelihood(y) == Approx(brute).epsilon(1e-12).margin(0.0));
+  const latent::basic_neyman_scott<S> model(4, {S(1.7), S(-0.3), S(0.6)});
+  const latent::matrix_t<S> y = model.sample(50, rng);
+  const auto& q = model.params();
+  const Eigen::MatrixXd yd = y.template cast<double>();
+  const double brute = brute_force_log_likelihood(yd, {q.theta, q.mu, q.tau2});
+  CHECK(model.log_likelihood(y) == Approx(brute).epsilon(tol).margin(0.0));
+  // Per observation (= per group = per column), in double.
+  const Eigen::RowVectorXd per = model.log_likelihood_per_observation(y);
+  REQUIRE(per.size() == 50);
+  const Eigen::MatrixXd cov = q.theta * Eigen::MatrixXd::Identity(4, 4) + q.tau2 * Eigen::MatrixXd::Ones(4, 4);
+  const Eigen::LLT<Eigen::MatrixXd> llt(cov);
+  const Eigen::RowVectorXd brute_per = latent::mvn_log_density(yd, Eigen::VectorXd::Constant(4, q.mu), llt);
+  for (Eigen::Index n = 0; n < 50; ++n) CHECK(per(n) == Approx(brute_per(n)).epsilon(tol).margin(0.0));
   // And the E-step returns the same sum over any block split.
   auto s = model.zero_stats();
   const double split = model.e_step(y, 0, 17, s) + model.e_step(y, 17, 50, s);
-  CHECK(split == Approx(brute).epsilon(1e-12).margin(0.0));
+  CHECK(split == Approx(brute).epsilon(tol).margin(0.0));
+  // The deprecated name still answers.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  CHECK(model.group_log_likelihood(y) == per);
+#pragma GCC diagnostic pop
+
+  // Past one chunk (1024 groups summed in S, then in double): the total is still the sum of
+  // the per-group values, with and without weights.
+  const latent::matrix_t<S> big = model.sample(3000, rng);
+  const Eigen::RowVectorXd big_per = model.log_likelihood_per_observation(big);
+  CHECK(model.log_likelihood(big) == Approx(big_per.sum()).epsilon(tol).margin(0.0));
+  const latent::vector_t<S> w = latent::vector_t<S>::LinSpaced(3000, S(0.5), S(2));
+  CHECK(model.log_likelihood(latent::basic_observations<S>(big, w)) ==
+        Approx(big_per.dot(w.template cast<double>())).epsilon(tol).margin(0.0));
 }
 
 TEST_CASE("E-step statistics are sums of the exact posterior moments", "[neyman_scott]") {
@@ -531,4 +579,155 @@ TEST_CASE("bad input is an invalid_argument naming the argument", "[neyman_scott
   require_invalid([&] { (void)latent::neyman_scott_fixed_prior_mle(y, 0.0, -1.0); }, "'tau2'");
   require_invalid([&] { (void)latent::neyman_scott_fixed_prior_mle(y, 0.0, nan); }, "'tau2'");
   require_invalid([&] { (void)latent::neyman_scott_fixed_prior_mle(y, inf, 1.0); }, "'mu'");
+}
+
+TEST_CASE("flat view of the statistics: sums and scalings are elementwise", "[neyman_scott]") {
+  // Double only: float models keep the same double statistics (static test FlatStatistics).
+  auto rng = latent_test::make_rng(60);
+  const neyman_scott model(3, {1.2, 4.0, 0.7});
+  const Eigen::MatrixXd y = model.sample(40, rng);
+  auto a = model.zero_stats(), b = model.zero_stats();
+  model.e_step(y, 0, 15, a);
+  model.e_step(y, 15, 40, b);
+  const std::vector<double> fa = latent::to_flat(a), fb = latent::to_flat(b);
+  REQUIRE(fa.size() == 5);
+  REQUIRE(latent::flat_size(a) == 5);
+  auto sum = a;
+  sum += b;
+  const std::vector<double> fs = latent::to_flat(sum);
+  for (std::size_t i = 0; i < fs.size(); ++i) CHECK(fs[i] == fa[i] + fb[i]);
+  auto scaled = a;
+  scaled *= 0.25;
+  const std::vector<double> fw = latent::to_flat(scaled);
+  for (std::size_t i = 0; i < fw.size(); ++i) CHECK(fw[i] == 0.25 * fa[i]);
+  // from_flat round-trips and keeps the centre (structural, not in the view).
+  auto back = model.zero_stats();
+  back.center = 123.0;
+  latent::from_flat(back, fs);
+  CHECK(latent::to_flat(back) == fs);
+  CHECK(back.center == 123.0);
+  CHECK(back.weight == 40.0);
+}
+
+TEST_CASE("a float fit reaches the double optimum to float tolerance", "[neyman_scott]") {
+  auto rng = latent_test::make_rng(61);
+  const Eigen::MatrixXd y = neyman_scott(5, {2.0, 1.0, 1.0}).sample(2000, rng);
+  const Eigen::MatrixXf yf = y.cast<float>();
+  const auto exact = latent::neyman_scott_marginal_mle(y);  // double closed form, double data
+  REQUIRE_FALSE(exact.on_boundary);
+
+  latent::basic_neyman_scott<float> model(5);
+  const auto fit = latent::em(model, yf, {.max_iterations = 1000, .tolerance = 1e-12});
+  CHECK(fit.status == latent::fit_status::converged);
+  CHECK(fit.decreases == 0);
+  const double tol = tolerance<float>::fit;
+  INFO("float fit theta " << fit.params.theta << " mu " << fit.params.mu << " tau2 " << fit.params.tau2
+                          << " after " << fit.iterations << " iterations");
+  CHECK(rel(fit.params.theta, exact.params.theta) <= tol);
+  CHECK(rel(fit.params.mu, exact.params.mu) <= tol);
+  CHECK(rel(fit.params.tau2, exact.params.tau2) <= tol);
+  CHECK(fit.objective == Approx(exact.log_likelihood).epsilon(tolerance<float>::kernel).margin(0.0));
+  // The float closed form of the float data agrees too (it works in double internally).
+  const auto exact_f = latent::neyman_scott_marginal_mle(yf);
+  CHECK(rel(exact_f.params.theta, exact.params.theta) <= tolerance<float>::kernel);
+  CHECK(rel(exact_f.params.tau2, exact.params.tau2) <= tolerance<float>::kernel);
+  // Same starting point, same data: double EM lands on the same optimum.
+  neyman_scott model_d(5);
+  const auto fit_d = latent::em(model_d, y, {.max_iterations = 1000, .tolerance = 1e-12});
+  CHECK(rel(fit.params.theta, fit_d.params.theta) <= tol);
+  CHECK(rel(fit.params.tau2, fit_d.params.tau2) <= tol);
+}
+
+TEST_CASE("EM with default options reaches the closed-form marginal MLE to 1e-6", "[neyman_scott][!mayfail]") {
+  // Issue #9 part 4: what a new user gets from em(model, y) with no options. The stopping rule
+  // on the average log-likelihood change alone (1e-8 per group) stops with tau2 ~4e-4 off;
+  // the solver's parameter-change criterion (params_distance) is meant to fix that.
+  auto rng = latent_test::make_rng(62);
+  const Eigen::MatrixXd y = neyman_scott(4, {2.0, 1.0, 1.0}).sample(500, rng);
+  const auto exact = latent::neyman_scott_marginal_mle(y);
+  REQUIRE_FALSE(exact.on_boundary);
+  neyman_scott model(4);
+  const auto fit = latent::em(model, y);
+  INFO("status " << static_cast<int>(fit.status) << " after " << fit.iterations << " iterations; theta "
+                 << fit.params.theta << " vs " << exact.params.theta << ", tau2 " << fit.params.tau2 << " vs "
+                 << exact.params.tau2);
+  CHECK(fit.converged());
+  CHECK(rel(fit.params.theta, exact.params.theta) <= 1e-6);
+  CHECK(rel(fit.params.tau2, exact.params.tau2) <= 1e-6);
+}
+
+TEST_CASE("params_distance: the largest relative change of a parameter", "[neyman_scott]") {
+  const neyman_scott model(4);
+  const neyman_scott_params a{2.0, 10.0, 1.0};
+  CHECK(model.params_distance(a, a) == 0.0);
+  CHECK(model.params_distance(a, {2.2, 10.0, 1.0}) == Approx(0.2 / 2.2).epsilon(1e-15).margin(0.0));
+  CHECK(model.params_distance(a, {2.0, 10.0, 0.5}) == Approx(0.5).epsilon(1e-15).margin(0.0));
+  CHECK(model.params_distance(a, {2.0, 11.0, 1.0}) == Approx(1.0 / 11.0).epsilon(1e-15).margin(0.0));
+  // Symmetric, and the largest of the three wins.
+  const neyman_scott_params b{2.02, 10.5, 1.3};
+  CHECK(model.params_distance(a, b) == model.params_distance(b, a));
+  CHECK(model.params_distance(a, b) == Approx(0.3 / 1.3).epsilon(1e-15).margin(0.0));
+  // A mean near 0 is measured against the spread of a group mean, sqrt(tau2 + theta/K), so
+  // that mu = 1e-12 vs 2e-12 is no change worth iterating for.
+  const double spread = std::sqrt(1.0 + 2.0 / 4.0);
+  CHECK(model.params_distance({2.0, 1e-12, 1.0}, {2.0, 2e-12, 1.0}) == Approx(1e-12 / spread).epsilon(1e-12).margin(0.0));
+  CHECK(model.params_distance({2.0, 0.0, 1.0}, {2.0, -0.3, 1.0}) == Approx(0.3 / spread).epsilon(1e-15).margin(0.0));
+  // Along an EM run the distance shrinks towards 0.
+  auto rng = latent_test::make_rng(63);
+  const Eigen::MatrixXd y = neyman_scott(4, {2.0, 1.0, 1.0}).sample(300, rng);
+  neyman_scott m(4);
+  double last = 0.0;
+  for (int it = 0; it < 200; ++it) {
+    auto stats = m.zero_stats();
+    latent::e_step(m, latent::observations(y), stats);
+    const neyman_scott_params before = m.params();
+    m.m_step(stats);
+    last = m.params_distance(before, m.params());
+  }
+  CHECK(last < 1e-9);
+}
+
+TEST_CASE("num_free_parameters, BIC and AIC", "[neyman_scott]") {
+  auto rng = latent_test::make_rng(64);
+  const Eigen::MatrixXd y = neyman_scott(3, {1.0, 0.0, 2.0}).sample(80, rng);
+  const neyman_scott est(3, {1.1, 0.2, 1.5});
+  const neyman_scott fixed(3, {1.1, 0.2, 1.5}, {.prior = neyman_scott_prior::fixed});
+  CHECK(est.num_free_parameters() == 3);
+  CHECK(fixed.num_free_parameters() == 1);
+  const double ll = est.log_likelihood(y);
+  CHECK(fixed.log_likelihood(y) == ll);
+  CHECK(est.bic(y) == Approx(-2.0 * ll + 3.0 * std::log(80.0)).epsilon(1e-14).margin(0.0));
+  CHECK(est.aic(y) == Approx(-2.0 * ll + 6.0).epsilon(1e-14).margin(0.0));
+  CHECK(fixed.bic(y) == Approx(-2.0 * ll + std::log(80.0)).epsilon(1e-14).margin(0.0));
+  CHECK(fixed.aic(y) == Approx(-2.0 * ll + 2.0).epsilon(1e-14).margin(0.0));
+  // Weighted groups: n is the total weight.
+  const Eigen::VectorXd w = Eigen::VectorXd::Constant(80, 2.5);
+  const latent::observations wy(y, w);
+  CHECK(est.bic(wy) == Approx(-2.0 * 2.5 * ll + 3.0 * std::log(200.0)).epsilon(1e-13).margin(0.0));
+}
+
+TEMPLATE_TEST_CASE("sample_joint: the group means and the data of sample, from the same draws", "[neyman_scott]",
+                   float, double) {
+  using S = TestType;
+  const latent::basic_neyman_scott<S> model(3, {S(0.5), S(10.0), S(4.0)});
+  auto r1 = latent_test::make_rng(65), r2 = latent_test::make_rng(65), r3 = latent_test::make_rng(65);
+  const auto joint = model.sample_joint(2000, r1);
+  const latent::matrix_t<S> y = model.sample(2000, r2);
+  REQUIRE(joint.y.rows() == 3);
+  REQUIRE(joint.z.size() == 2000);
+  CHECK(joint.y == y);
+  CHECK(r1() == r2());  // the same number of draws
+  // The replicates scatter around their own group mean with variance theta, and the group
+  // means around mu with variance tau2 (5 standard errors of a variance estimate).
+  const Eigen::MatrixXd yd = joint.y.template cast<double>();
+  const Eigen::RowVectorXd zd = joint.z.template cast<double>();
+  const double within = (yd.rowwise() - zd).squaredNorm() / 6000.0;
+  CHECK(std::abs(within - 0.5) <= 5.0 * 0.5 * std::sqrt(2.0 / 6000.0));
+  const double zmean = zd.mean(), zvar = (zd.array() - zmean).square().sum() / 1999.0;
+  CHECK(std::abs(zmean - 10.0) <= 5.0 * 2.0 / std::sqrt(2000.0));
+  CHECK(std::abs(zvar - 4.0) <= 5.0 * 4.0 * std::sqrt(2.0 / 1999.0));
+  // Float and double consume the engine identically: the same draws, rounded.
+  const latent::basic_neyman_scott<double> dmodel(3, {0.5, 10.0, 4.0});
+  const Eigen::MatrixXd yd2 = dmodel.sample(2000, r3);
+  CHECK((yd2 - yd).cwiseAbs().maxCoeff() <= tolerance<S>::kernel * 20.0);
 }

@@ -170,6 +170,16 @@ Eigen::MatrixXd simulate_ns(Eigen::Index k, Eigen::Index n, double theta, double
   return std::sqrt(theta) * latent::standard_normal(k, n, rng) + z.replicate(k, 1);
 }
 
+// Neyman–Scott ELBO parameters: the given globals, q means m0 + N(0, 1) and q log sds
+// l0 + l_sd N(0, 1), drawn from `rng` in that order.
+neyman_scott_elbo::params_type ns_params(Eigen::Index n, double log_theta, double mean, double log_prior_variance,
+                                         double m0, double l0, double l_sd, std::mt19937_64& rng) {
+  neyman_scott_elbo::params_type pt{log_theta, mean, log_prior_variance, {}, {}};
+  pt.q_means = m0 + latent::standard_normal(n, 1, rng).array();
+  pt.q_log_sds = l0 + l_sd * latent::standard_normal(n, 1, rng).array();
+  return pt;
+}
+
 // A maximization problem f(x) = -1/2 (x - c)^T A (x - c) with known maximizer c.
 struct quadratic {
   Eigen::MatrixXd a;
@@ -401,12 +411,7 @@ TEST_CASE("neyman_scott_elbo: value against a naive computation, gradient agains
   const neyman_scott_elbo free_prior(y);
   const neyman_scott_elbo fixed(y, latent::neyman_scott_elbo_fixed_prior{.mean = 1.0, .variance = 2.0});
   for (const neyman_scott_elbo* obj : {&free_prior, &fixed}) {
-    neyman_scott_elbo::params_type pt;
-    pt.log_theta = 0.2;
-    pt.mean = 1.7;
-    pt.log_prior_variance = -0.3;
-    pt.q_means = 2.0 + latent::standard_normal(25, 1, rng).array();
-    pt.q_log_sds = -0.5 + 0.3 * latent::standard_normal(25, 1, rng).array();
+    const neyman_scott_elbo::params_type pt = ns_params(25, 0.2, 1.7, -0.3, 2.0, -0.5, 0.3, rng);
     const Eigen::VectorXd p = obj->pack(pt);
     const neyman_scott_elbo::params_type back = obj->unpack(p);
     const std::mt19937_64 frozen = rng;
@@ -449,12 +454,7 @@ TEST_CASE("neyman_scott_elbo: stochastic gradient is unbiased; ELBO maximum is t
   const Eigen::Index k = 4, n = 30;
   const Eigen::MatrixXd y = simulate_ns(k, n, 1.0, 2.0, 0.5, rng);
   const neyman_scott_elbo obj(y);
-  neyman_scott_elbo::params_type pt;
-  pt.log_theta = 0.1;
-  pt.mean = 1.5;
-  pt.log_prior_variance = -0.5;
-  pt.q_means = 2.0 + latent::standard_normal(n, 1, rng).array();
-  pt.q_log_sds = -0.7 + 0.2 * latent::standard_normal(n, 1, rng).array();
+  const neyman_scott_elbo::params_type pt = ns_params(n, 0.1, 1.5, -0.5, 2.0, -0.7, 0.2, rng);
   const Eigen::VectorXd p = obj.pack(pt);
 
   SECTION("unbiased") {
@@ -500,6 +500,80 @@ TEST_CASE("neyman_scott_elbo: stochastic gradient is unbiased; ELBO maximum is t
     const Eigen::VectorXd g = central_differences([&](const Eigen::VectorXd& r) { return obj.elbo(r); }, q, 1e-5);
     REQUIRE(g.norm() <= 1e-6 * std::abs(loglik));
   }
+}
+
+TEST_CASE("neyman_scott_elbo: value-only and sparse-gradient paths return the dense path's numbers",
+          "[neyman_scott_elbo]") {
+  auto rng = latent_test::make_rng(10);
+  const Eigen::Index n = 40;
+  const Eigen::MatrixXd y = simulate_ns(3, n, 1.5, 2.0, 0.8, rng);
+  const neyman_scott_elbo free_prior(y);
+  const neyman_scott_elbo fixed(y, latent::neyman_scott_elbo_fixed_prior{.mean = 1.0, .variance = 2.0});
+  for (const neyman_scott_elbo* obj : {&free_prior, &fixed}) {
+    INFO("estimates prior: " << obj->estimates_prior());
+    const neyman_scott_elbo::params_type pt = ns_params(n, 0.3, 1.8, -0.2, 2.0, -0.5, 0.3, rng);
+    const Eigen::VectorXd p = obj->pack(pt);
+    const Eigen::Index g = obj->num_global();
+    neyman_scott_elbo::sparse_gradient sparse;  // reused across batches of different sizes
+    for (const std::vector<Eigen::Index>& batch :
+         {std::vector<Eigen::Index>{5, 39, 0, 17, 22, 8}, std::vector<Eigen::Index>{3}, std::vector<Eigen::Index>{31, 2, 11}}) {
+      const std::size_t s = 3;
+      std::mt19937_64 r1 = rng, r2 = rng, r3 = rng;
+      Eigen::VectorXd dense;
+      const double v1 = obj->value_and_gradient(p, batch, s, dense, r1);
+      const double v2 = obj->value(p, batch, s, r2);
+      const double v3 = obj->value_and_sparse_gradient(p, batch, s, sparse, r3);
+      // Bit-identical values, and the same engine consumption.
+      REQUIRE(v1 == v2);
+      REQUIRE(v1 == v3);
+      REQUIRE(r1 == r2);
+      REQUIRE(r1 == r3);
+      REQUIRE(latent::estimate_value(*obj, p, batch, s, rng) == v1);  // the solver's value-only helper
+      // The sparse gradient scattered into zeros is the dense gradient, bit for bit.
+      const std::size_t b = batch.size();
+      REQUIRE(sparse.global.size() == g);
+      REQUIRE(sparse.indices.size() == 2 * b);
+      REQUIRE(sparse.values.size() == static_cast<Eigen::Index>(2 * b));
+      for (std::size_t j = 0; j < b; ++j) {
+        REQUIRE(sparse.indices[j] == g + batch[j]);
+        REQUIRE(sparse.indices[b + j] == g + n + batch[j]);
+      }
+      Eigen::VectorXd scattered = Eigen::VectorXd::Zero(obj->num_parameters());
+      scattered.head(g) = sparse.global;
+      for (std::size_t i = 0; i < sparse.indices.size(); ++i)
+        scattered(sparse.indices[i]) = sparse.values(static_cast<Eigen::Index>(i));
+      REQUIRE(scattered == dense);
+    }
+    // initial_params does not use its engine.
+    std::mt19937_64 before = rng;
+    const Eigen::VectorXd p0 = obj->initial_params(rng);
+    REQUIRE(rng == before);
+    REQUIRE(p0 == Eigen::VectorXd::Zero(obj->num_parameters()));
+  }
+}
+
+TEST_CASE("neyman_scott_elbo in float: the double objective's numbers to float tolerance", "[neyman_scott_elbo]") {
+  // Float tolerance: the per-draw arithmetic is in float (relative error ~1e-7 per term, a few
+  // hundred terms summed per batch), the sums are rounded to double; 1e-5 relative on values,
+  // 1e-4 on the gradient's norm (it subtracts nearly equal terms near the optimum).
+  auto rng = latent_test::make_rng(11);
+  const Eigen::Index n = 30;
+  const Eigen::MatrixXd y = simulate_ns(4, n, 1.0, 2.0, 0.5, rng);
+  const neyman_scott_elbo obj(y);
+  const latent::basic_neyman_scott_elbo<float> objf(y.cast<float>());
+  const neyman_scott_elbo::params_type pt = ns_params(n, 0.1, 1.5, -0.5, 2.0, -0.7, 0.2, rng);
+  const Eigen::VectorXf pf = obj.pack(pt).cast<float>();
+  const Eigen::VectorXd p = pf.cast<double>();  // the same point in both precisions
+  REQUIRE(objf.elbo(pf) == Approx(obj.elbo(p)).epsilon(1e-5).margin(0.0));
+  const std::vector<Eigen::Index> batch{4, 9, 28, 0, 13};
+  std::mt19937_64 r1 = rng, r2 = rng;
+  Eigen::VectorXd g;
+  Eigen::VectorXf gf;
+  const double v = obj.value_and_gradient(p, batch, 4, g, r1);
+  const double vf = objf.value_and_gradient(pf, batch, 4, gf, r2);
+  REQUIRE(r1 == r2);  // float draws are the double draws, rounded
+  REQUIRE(vf == Approx(v).epsilon(1e-5).margin(0.0));
+  REQUIRE((gf.cast<double>() - g).norm() <= 1e-4 * g.norm());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -560,7 +634,7 @@ TEST_CASE("sgd_elbo: Neyman–Scott local/global fit reaches the marginal MLE of
   std::vector<double> thetas;
   for (int r = 0; r < reps; ++r) {
     auto rr = latent_test::make_rng(100 + static_cast<std::uint64_t>(r));
-    const auto res = latent::sgd_elbo(obj, obj.default_params(), rr,
+    const auto res = latent::sgd_elbo(obj, obj.initial_params(rr), rr,
                                       {.max_epochs = 300, .batch_size = 20, .num_samples = 4,
                                        .adam = {.learning_rate = 0.05, .decay_t0 = 500.0, .decay_kappa = 1.0}});
     thetas.push_back(std::exp(res.params(0)));

@@ -59,11 +59,17 @@ static_assert(latent::ElboObjective<latent::linear_vae, std::mt19937>);
 static_assert(latent::ElboObjective<latent::linear_vae, std::minstd_rand>);
 static_assert(latent::ElboObjective<latent::neyman_scott_elbo>);
 static_assert(latent::ExactElboObjective<latent::neyman_scott_elbo>);
+static_assert(latent::ElboValueObjective<latent::neyman_scott_elbo>);
+static_assert(latent::ElboValueObjective<latent::basic_neyman_scott_elbo<float>, std::minstd_rand>);
+static_assert(latent::ExactElboObjective<latent::basic_neyman_scott_elbo<float>>);
+static_assert(std::is_same_v<latent::objective_vector_t<latent::basic_neyman_scott_elbo<float>>, Eigen::VectorXf>);
+static_assert(std::is_same_v<latent::neyman_scott_elbo, latent::basic_neyman_scott_elbo<double>>);
 static_assert(latent::ElboObjective<const latent::linear_vae>);  // value_and_gradient is const
 
 // They are not EM models (no statistics, no M-step) ...
 static_assert(!latent::EMModel<latent::linear_vae>);
 static_assert(!latent::EMModel<latent::neyman_scott_elbo>);
+static_assert(!latent::EMModel<latent::basic_neyman_scott_elbo<float>>);
 // ... and engines must be engines.
 static_assert(!latent::ElboObjective<latent::linear_vae, int>);
 
