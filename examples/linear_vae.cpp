@@ -86,7 +86,7 @@ int main() {
   const double theta_marginal = within / static_cast<double>(groups * (reps - 1));
   const double theta_joint = within / static_cast<double>(groups * reps);
   const auto ns_fit = latent::sgd_elbo(
-      ns, ns.default_params(), rng,
+      ns, ns.initial_params(rng), rng,
       {.max_epochs = 400, .batch_size = 20, .num_samples = 4,
        .adam = {.learning_rate = 0.05, .decay_t0 = 1000.0, .decay_kappa = 1.0}});
   const auto q = ns.unpack(ns_fit.params);

@@ -638,10 +638,10 @@ TEST_CASE("a float fit reaches the double optimum to float tolerance", "[neyman_
   CHECK(rel(fit.params.tau2, fit_d.params.tau2) <= tol);
 }
 
-TEST_CASE("EM with default options reaches the closed-form marginal MLE to 1e-6", "[neyman_scott][!mayfail]") {
-  // Issue #9 part 4: what a new user gets from em(model, y) with no options. The stopping rule
-  // on the average log-likelihood change alone (1e-8 per group) stops with tau2 ~4e-4 off;
-  // the solver's parameter-change criterion (params_distance) is meant to fix that.
+TEST_CASE("EM with default options reaches the closed-form marginal MLE to 1e-6", "[neyman_scott]") {
+  // Issue #9 part 4: what a new user gets from em(model, y) with no options. The first
+  // edition's rule on the average log-likelihood change alone (1e-8 per group) stopped with
+  // tau2 ~4e-4 off; the parameter rule (params_distance <= 1e-8) reaches the closed form.
   auto rng = latent_test::make_rng(62);
   const Eigen::MatrixXd y = neyman_scott(4, {2.0, 1.0, 1.0}).sample(500, rng);
   const auto exact = latent::neyman_scott_marginal_mle(y);
