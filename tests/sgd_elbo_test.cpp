@@ -962,3 +962,38 @@ TEST_CASE("optimizers: parameter groups, float, and sparse steps equal dense one
     CHECK_THAT(Eigen::MatrixXd(xf.cast<double>()), latent_test::IsApprox(xd, 1e-5));
   }
 }
+
+TEST_CASE("sgd_elbo: sparse steps for local variational parameters", "[sgd_elbo][neyman_scott_elbo]") {
+  static_assert(latent::ElboSparseObjective<neyman_scott_elbo>);
+  static_assert(!latent::ElboSparseObjective<linear_vae>);
+  auto rng = latent_test::make_rng(31);
+  const Eigen::MatrixXd y = simulate_ns(4, 300, 1.0, 2.0, 0.5, rng);
+  const neyman_scott_elbo obj(y);
+  const Eigen::VectorXd p0 = obj.initial_params(rng);
+  latent::sgd_elbo_options o{.max_epochs = 5, .batch_size = 30, .num_samples = 2};
+  SECTION("with SGD the sparse path is the dense path, bit for bit") {
+    const latent::sgd optimizer({.step_size = 1e-4, .t0 = 100.0});
+    auto r1 = latent_test::make_rng(3), r2 = latent_test::make_rng(3);
+    const auto sparse = latent::sgd_elbo(obj, p0, r1, optimizer, o);
+    o.sparse_updates = false;
+    const auto dense = latent::sgd_elbo(obj, p0, r2, optimizer, o);
+    CHECK(sparse.trace == dense.trace);
+    CHECK(sparse.params == dense.params);
+  }
+  SECTION("a step hook sees the sparse gradient: the globals and the batch's locals") {
+    struct sparse_probe {
+      std::size_t steps = 0, dense_steps = 0;
+      bool ok = true;
+      void on_step(latent::step_info& s) {
+        ++steps;
+        if (s.indices.empty()) ++dense_steps;
+        ok = ok && s.gradient.size() == static_cast<Eigen::Index>(s.indices.size()) &&
+             s.indices.size() == std::size_t(3 + 2 * s.batch_size);
+      }
+    } probe;
+    const auto r = latent::sgd_elbo(obj, p0, rng, o, probe);
+    CHECK(probe.steps == r.steps);
+    CHECK(probe.dense_steps == 0);
+    CHECK(probe.ok);
+  }
+}

@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <iomanip>
 #include <limits>
+#include <span>
 #include <ostream>
 #include <vector>
 
@@ -50,7 +51,10 @@ struct basic_step_info {
   double value = 0.0;               ///< the minibatch's estimate of the full-data bound
   Eigen::Index batch_size = 0;      ///< observations in the minibatch
   Eigen::Ref<vector_t<S>> params;   ///< the parameters the step starts from (mutable)
-  Eigen::Ref<vector_t<S>> gradient; ///< the estimate's gradient (mutable); empty on a sparse step
+  /// The estimate's gradient (mutable): all P entries on a dense step; on a sparse step only
+  /// the entries at `indices` (every other entry is zero).
+  Eigen::Ref<vector_t<S>> gradient;
+  std::span<const Eigen::Index> indices{};  ///< empty on a dense step
 };
 using step_info = basic_step_info<double>;
 

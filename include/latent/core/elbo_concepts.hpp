@@ -55,6 +55,7 @@
 #include <random>
 #include <span>
 #include <string_view>
+#include <vector>
 
 namespace latent {
 
@@ -131,6 +132,28 @@ template <class F, class Rng = std::mt19937_64>
 concept ExactElboObjective =
     ElboObjective<F, Rng> && requires(const F& cf, const objective_vector_t<F>& params) {
       { cf.elbo(params) } -> std::convertible_to<double>;
+    };
+
+/// An `ElboObjective` whose gradient can also come in sparse form, for objectives with local
+/// variational parameters (one block per observation): a minibatch's gradient vanishes
+/// outside the global parameters and the batch's local ones, and writing the dense P-vector
+/// would cost O(N) per step.
+///
+/// `F::sparse_gradient` has members `global` (a `vector_t<S>`: the gradient with respect to
+/// the first `global.size()` parameters), `indices` (a `std::vector<Eigen::Index>` of
+/// distinct flat indices >= `global.size()`) and `values` (a `vector_t<S>`: the gradient at
+/// `indices`); every other entry is exactly 0. `f.value_and_sparse_gradient(params, batch, S,
+/// grad, rng)` returns the same value and numbers as `value_and_gradient` for the same engine
+/// state. With a `SparseOptimizer`, `sgd_elbo` then takes O(|B|) steps.
+template <class F, class Rng = std::mt19937_64>
+concept ElboSparseObjective =
+    ElboObjective<F, Rng> &&
+    requires(F& f, const objective_vector_t<F>& params, minibatch batch, std::size_t num_samples,
+             typename F::sparse_gradient& g, Rng& rng) {
+      { g.global } -> std::convertible_to<const objective_vector_t<F>&>;
+      { g.indices } -> std::convertible_to<const std::vector<Eigen::Index>&>;
+      { g.values } -> std::convertible_to<const objective_vector_t<F>&>;
+      { f.value_and_sparse_gradient(params, batch, num_samples, g, rng) } -> std::convertible_to<double>;
     };
 
 /// The objective's estimate at `params` for `batch`, without a gradient when the objective

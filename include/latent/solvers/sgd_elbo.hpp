@@ -54,6 +54,7 @@ namespace latent {
 /// | `min_improvement` | the improvement `patience` requires (>= 0) | 0 |
 /// | `held_out_samples` | draws per held-out observation when the held-out objective has no exact `elbo` (> 0) | 16 |
 /// | `restore_best` | with a held-out objective, return the parameters of the epoch with the best held-out ELBO | true |
+/// | `sparse_updates` | when the objective has sparse gradients (`ElboSparseObjective`) and the optimizer sparse steps (`SparseOptimizer`), take O(\|B\|) steps; for SGD the result is the same, for Adam it is lazy Adam | true |
 ///
 /// The first edition's `optimizer` enum and `sgd` member are gone: pass the optimizer itself,
 /// `sgd_elbo(objective, params0, rng, latent::sgd({.step_size = ...}), options)`, so that only
@@ -68,6 +69,7 @@ struct sgd_elbo_options {
   double min_improvement = 0.0;
   std::size_t held_out_samples = 16;
   bool restore_best = true;
+  bool sparse_updates = true;
 };
 
 /// What `sgd_elbo` returns: a `fit_result` over the flat parameter vector, plus the held-out
@@ -122,6 +124,19 @@ double held_out_elbo(H& h, const objective_vector_t<H>& params, std::size_t batc
   }
 }
 
+/// The objective's sparse gradient type, or an empty placeholder for objectives without one.
+template <class F>
+struct sparse_gradient_type {
+  struct type {};
+};
+template <class F>
+  requires requires { typename F::sparse_gradient; }
+struct sparse_gradient_type<F> {
+  using type = typename F::sparse_gradient;
+};
+template <class F>
+using sparse_gradient_of = typename sparse_gradient_type<F>::type;
+
 /// Not part of the API: no held-out objective.
 struct no_held_out {};
 
@@ -149,6 +164,33 @@ basic_sgd_elbo_result<objective_scalar_t<F>> run_sgd_elbo(F& objective, H* held_
   optimizer.reset(p);
   bool stop_requested = false;
 
+  // The sparse path: the objective's sparse gradient, the global and local entries gathered
+  // into one index list, and the optimizer's O(|indices|) step.
+  constexpr bool can_sparse = ElboSparseObjective<F, Rng> && SparseOptimizer<Opt, S>;
+  const bool sparse = can_sparse && opts.sparse_updates;
+  struct sparse_buffers {
+    std::vector<Eigen::Index> indices;
+    vector values;
+  };
+  [[maybe_unused]] sparse_buffers sb;
+  [[maybe_unused]] sparse_gradient_of<F> sg{};  // reused across steps: no allocation after the first
+  const auto sparse_step = [&](const minibatch& mb) -> double {
+    if constexpr (can_sparse) {
+      const double v = static_cast<double>(objective.value_and_sparse_gradient(params, mb, opts.num_samples, sg, rng));
+      const Eigen::Index g = sg.global.size(), l = static_cast<Eigen::Index>(sg.indices.size());
+      sb.indices.resize(static_cast<std::size_t>(g + l));
+      sb.values.resize(g + l);
+      for (Eigen::Index i = 0; i < g; ++i) sb.indices[static_cast<std::size_t>(i)] = i;
+      std::copy(sg.indices.begin(), sg.indices.end(), sb.indices.begin() + g);
+      sb.values.head(g) = sg.global;
+      sb.values.tail(l) = sg.values;
+      return v;
+    } else {
+      (void)mb;
+      return 0.0;
+    }
+  };
+
   // One pass over the data in the current order: the weighted mean of minibatch estimates.
   // With `update`, each minibatch's gradient goes to the step hooks and then to the optimizer;
   // without, only the value is estimated (the objective's value-only path when it has one).
@@ -162,13 +204,14 @@ basic_sgd_elbo_result<objective_scalar_t<F>> run_sgd_elbo(F& objective, H* held_
       const minibatch mb(order.data() + b0, len);
       double v;
       try {
-        v = update ? static_cast<double>(objective.value_and_gradient(params, mb, opts.num_samples, grad, rng))
-                   : estimate_value(objective, params, mb, opts.num_samples, rng);
+        if (!update) v = estimate_value(objective, params, mb, opts.num_samples, rng);
+        else if (sparse) v = sparse_step(mb);
+        else v = static_cast<double>(objective.value_and_gradient(params, mb, opts.num_samples, grad, rng));
       } catch (const numerical_error& e) {
         result.message = concat("epoch ", epoch, ", step ", result.steps, ": ", e.what());
         return false;
       }
-      const bool grad_ok = !update || grad.allFinite();
+      const bool grad_ok = !update || (sparse ? sb.values.allFinite() : grad.allFinite());
       if (!std::isfinite(v) || !grad_ok) {
         result.message = concat("epoch ", epoch, ", step ", result.steps, ": ELBO estimate ", v,
                                 grad_ok ? "" : " with a non-finite gradient");
@@ -177,10 +220,17 @@ basic_sgd_elbo_result<objective_scalar_t<F>> run_sgd_elbo(F& objective, H* held_
       pass_value += v * static_cast<double>(len) / static_cast<double>(n);
       if (update) {
         if constexpr (sizeof...(Cs) > 0) {
-          basic_step_info<S> si{epoch, result.steps, v, static_cast<Eigen::Index>(len), params, grad};
+          basic_step_info<S> si{epoch, result.steps, v, static_cast<Eigen::Index>(len), params,
+                                sparse ? Eigen::Ref<vector>(sb.values) : Eigen::Ref<vector>(grad),
+                                sparse ? std::span<const Eigen::Index>(sb.indices) : std::span<const Eigen::Index>()};
           stop_requested = notify_all_step(si, callbacks...);
         }
-        optimizer.step(params, grad);
+        if constexpr (can_sparse) {
+          if (sparse) optimizer.step_sparse(params, sb.indices, sb.values);
+          else optimizer.step(params, grad);
+        } else {
+          optimizer.step(params, grad);
+        }
         ++result.steps;
         // A step that leaves non-finite parameters (a huge step size) ends the fit; the last
         // good parameters are those at the end of the previous epoch.
