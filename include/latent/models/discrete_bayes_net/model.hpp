@@ -115,7 +115,9 @@ class basic_discrete_bayes_net {
   void set_params(params_type p) {
     detail::require(p.tables.size() == g_.vars.size(), "discrete_bayes_net",
                     "argument 'tables' must have one table per variable (", g_.vars.size(), "), got ", p.tables.size());
-    for (std::size_t v = 0; v < g_.vars.size(); ++v) check_table(v, p.tables[v]);
+    // Rounding exact rows to S moves their sum by up to epsilon(S) / 2.
+    const double tol = std::max(opts_.table_tolerance, 4.0 * static_cast<double>(std::numeric_limits<S>::epsilon()));
+    for (std::size_t v = 0; v < g_.vars.size(); ++v) g_.check_table(v, p.tables[v], tol);
     set_params_unchecked(std::move(p));
   }
 
@@ -281,7 +283,7 @@ class basic_discrete_bayes_net {
   /// log p(o_j) of each record (column) of `x` (variables x records, entries in [0, K_v) or
   /// `missing`), in double. @throws invalid_argument for a wrong row count or a state out of range
   Eigen::RowVectorXd log_likelihood_per_observation(const Eigen::Ref<const Eigen::MatrixXi>& x) const {
-    check_records(x, "discrete_bayes_net::log_likelihood_per_observation");
+    g_.check_records(x, "discrete_bayes_net::log_likelihood_per_observation");
     detail::bn_exact_engine<S> engine(g_.st, logt_, opts_.enumeration_limit);
     Eigen::RowVectorXd ll(x.cols());
     Eigen::VectorXi rec(x.rows());
@@ -311,7 +313,7 @@ class basic_discrete_bayes_net {
   /// @throws invalid_argument for an invalid record or evidence of probability zero
   std::vector<vector_t<S>> marginals(const Eigen::Ref<const Eigen::VectorXi>& evidence) const {
     constexpr const char* fn = "discrete_bayes_net::marginals";
-    check_records(evidence, fn);
+    g_.check_records(evidence, fn);
     stats_type s = zero_stats();
     const auto ptr = count_pointers(s, fn);
     detail::bn_exact_engine<S> engine(g_.st, logt_, opts_.enumeration_limit);
@@ -341,7 +343,7 @@ class basic_discrete_bayes_net {
   /// record, more completions than `max_completions`, or a record of probability zero
   posterior_type posterior(const Eigen::Ref<const Eigen::VectorXi>& record, std::size_t max_completions = 1u << 20) const {
     constexpr const char* fn = "discrete_bayes_net::posterior";
-    check_records(record, fn);
+    g_.check_records(record, fn);
     const Eigen::VectorXi rec = record;
     double J = 1.0;
     for (Eigen::Index i = 0; i < rec.size(); ++i)
@@ -416,25 +418,6 @@ class basic_discrete_bayes_net {
                     "option 'table_tolerance' must be finite and >= 0, got ", opts_.table_tolerance);
   }
 
-  void check_table(std::size_t v, const table_type& t) const {
-    constexpr const char* fn = "discrete_bayes_net";
-    const auto& name = g_.vars[v].name;
-    const Eigen::Index rows = g_.rows[v];
-    const int K = g_.vars[v].states;
-    // Rounding exact rows to S moves their sum by up to epsilon(S) / 2.
-    const double tol = std::max(opts_.table_tolerance, 4.0 * static_cast<double>(std::numeric_limits<S>::epsilon()));
-    detail::require(t.rows() == rows && t.cols() == K, fn, "the table of variable '", name, "' must be ", rows, " x ",
-                    K, " (parent configurations x states), got ", t.rows(), " x ", t.cols());
-    for (Eigen::Index r = 0; r < t.rows(); ++r) {
-      for (Eigen::Index k = 0; k < t.cols(); ++k)
-        detail::require(std::isfinite(t(r, k)) && t(r, k) >= 0 && t(r, k) <= 1, fn, "the table of variable '", name,
-                        "' must have entries in [0, 1], but entry (", r, ", ", k, ") is ", t(r, k));
-      const double s = t.row(r).template cast<double>().sum();
-      detail::require(std::abs(s - 1.0) <= tol, fn, "row ", r, " of the table of variable '", name,
-                      "' must sum to 1 (within ", tol, "), but sums to ", s);
-    }
-  }
-
   void set_params_unchecked(params_type p) {
     params_ = std::move(p);
     logt_.resize(g_.vars.size());
@@ -465,19 +448,6 @@ class basic_discrete_bayes_net {
     check_data(x, fn);
     detail::require(0 <= b && b <= e && e <= x.num_distinct(), fn, "block [", b, ", ", e, ") must lie within [0, ",
                     x.num_distinct(), ")");
-  }
-
-  void check_records(const Eigen::Ref<const Eigen::MatrixXi>& x, std::string_view fn) const {
-    detail::require(x.rows() == num_variables(), fn, "argument 'x' must have one row per variable (", num_variables(),
-                    "), got ", x.rows());
-    for (Eigen::Index j = 0; j < x.cols(); ++j)
-      for (Eigen::Index i = 0; i < x.rows(); ++i) {
-        const int s = x(i, j);
-        if (s != missing && (s < 0 || s >= g_.st.cards[static_cast<std::size_t>(i)]))
-          detail::throw_invalid(fn, "the state of variable '", g_.vars[static_cast<std::size_t>(i)].name,
-                                "' in record ", j, " must be in [0, ", g_.st.cards[static_cast<std::size_t>(i)],
-                                ") or latent::missing (", missing, "), got ", s);
-      }
   }
 
   detail::bn_graph g_;

@@ -11,12 +11,16 @@
 /// family configuration is thus a linear form sum_u state_u * stride_u over the family
 /// (parents, then v with stride P_v).
 ///
-/// Nothing here touches Eigen: these are plain integer computations on std containers.
+/// These are plain integer computations on std containers; only the checks of tables and
+/// records, member templates, touch Eigen.
 
 #include <latent/core/error.hpp>
 #include <latent/models/discrete_bayes_net/options.hpp>
 
+#include <Eigen/Core>
+
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <sstream>
 #include <string>
@@ -137,6 +141,39 @@ struct bn_graph {
   /// @throws invalid_argument unless 0 <= v < size(), naming the argument `arg`.
   void check_variable(std::ptrdiff_t v, std::string_view fn, std::string_view arg = "v") const {
     require(v >= 0 && v < size(), fn, "argument '", arg, "' must be a variable index in [0, ", size(), "), got ", v);
+  }
+
+  /// @throws invalid_argument naming the variable unless `t` is a valid table of v: P_v x K_v,
+  ///         entries in [0, 1], every row summing to 1 within `tol` (the sum taken in double).
+  template <class Derived>
+  void check_table(std::size_t v, const Eigen::MatrixBase<Derived>& t, double tol) const {
+    constexpr const char* fn = "discrete_bayes_net";
+    const auto& name = vars[v].name;
+    const int K = vars[v].states;
+    require(t.rows() == rows[v] && t.cols() == K, fn, "the table of variable '", name, "' must be ", rows[v], " x ", K,
+            " (parent configurations x states), got ", t.rows(), " x ", t.cols());
+    for (Eigen::Index r = 0; r < t.rows(); ++r) {
+      for (Eigen::Index k = 0; k < t.cols(); ++k)
+        require(std::isfinite(t(r, k)) && t(r, k) >= 0 && t(r, k) <= 1, fn, "the table of variable '", name,
+                "' must have entries in [0, 1], but entry (", r, ", ", k, ") is ", t(r, k));
+      const double s = t.row(r).template cast<double>().sum();
+      require(std::abs(s - 1.0) <= tol, fn, "row ", r, " of the table of variable '", name, "' must sum to 1 (within ",
+              tol, "), but sums to ", s);
+    }
+  }
+
+  /// @throws invalid_argument naming the variable and the record unless `x` has one row per
+  ///         variable and every entry is a state of its variable or `missing`.
+  template <class Derived>
+  void check_records(const Eigen::DenseBase<Derived>& x, std::string_view fn) const {
+    require(x.rows() == size(), fn, "argument 'x' must have one row per variable (", size(), "), got ", x.rows());
+    for (Eigen::Index j = 0; j < x.cols(); ++j)
+      for (Eigen::Index i = 0; i < x.rows(); ++i) {
+        const int s = x(i, j), K = st.cards[static_cast<std::size_t>(i)];
+        if (s != missing && (s < 0 || s >= K))
+          throw_invalid(fn, "the state of variable '", vars[static_cast<std::size_t>(i)].name, "' in record ", j,
+                        " must be in [0, ", K, ") or latent::missing (", missing, "), got ", s);
+      }
   }
 
  private:
