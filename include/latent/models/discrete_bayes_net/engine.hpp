@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// What every inference kernel of a discrete Bayesian network does first with a record
-/// (internal; namespace `latent::detail`): `bn_engine_core<S>` sorts the families of one
+/// (internal; namespace `latent::detail`): `bn_engine_core` sorts the families of one
 /// record into observed and affected ones and owns the scratch memory the kernels share.
 /// The exact kernel (exact_inference.hpp) and the mean-field kernel (mean_field.hpp) derive
 /// from it; create one engine per thread (per E-step block).
@@ -17,31 +17,30 @@
 /// each record's log-likelihood is summed from its parts in double, and w times its expected
 /// counts is added straight into the `accumulator_t<S>` count tables.
 
-#include <latent/core/scalar.hpp>
 #include <latent/models/discrete_bayes_net/structure.hpp>
 
 #include <cstddef>
+#include <type_traits>
 #include <vector>
 
 namespace latent::detail {
 
-/// The record set-up shared by the kernels, and their scratch memory.
-template <Scalar S>
+/// A record's families sorted into observed and affected ones, and the scratch memory the
+/// kernels share. Not a template: only `setup`, a member template, touches the tables.
 class bn_engine_core {
- public:
-  using acc_type = accumulator_t<S>;
-
-  /// `log_tables[v]` is the flat (column-major) log table of variable v.
-  bn_engine_core(const bn_structure& st, const std::vector<vector_t<S>>& log_tables) : st_(st), logt_(log_tables) {
+ protected:
+  explicit bn_engine_core(const bn_structure& st) : st_(st) {
     const std::size_t n = st.cards.size();
     local_.assign(n, -1);
     fam_base_.assign(n, 0);
   }
 
- protected:
-  // Collects missing variables, handles observed families, lists affected families with the
-  // observed part of their flat offset. Returns the observed families' log-likelihood.
-  double setup(const int* rec, acc_type w, acc_type* const* counts) {
+  // Collects missing variables, handles observed families (adds w to their count cell, if
+  // `counts`), lists affected families with the observed part of their flat offset.
+  // `logt[v]` is the flat (column-major) log table of v. Returns the observed families'
+  // log-likelihood, summed in double.
+  template <class Tables, class Acc>
+  double setup(const Tables& logt, const int* rec, Acc w, std::type_identity_t<Acc>* const* counts) {
     const std::size_t n = st_.cards.size();
     missing_.clear();
     fams_.clear();
@@ -68,7 +67,7 @@ class bn_engine_core {
         fam_base_[v] = off;
         fams_.push_back(static_cast<int>(v));
       } else {
-        ll += static_cast<double>(logt_[v](off));
+        ll += static_cast<double>(logt[v](off));
         if (counts) counts[v][off] += w;
       }
     }
@@ -80,14 +79,12 @@ class bn_engine_core {
   }
 
   const bn_structure& st_;
-  const std::vector<vector_t<S>>& logt_;
   bool coupled_ = false;                    // some family holds two or more missing values
   std::vector<int> missing_;                // the record's missing variables, ascending
   std::vector<int> local_;                  // position of a variable in missing_, or -1
   std::vector<int> fams_;                   // affected families
   std::vector<int> fam_base_;               // observed part of an affected family's flat index
   std::vector<int> strides_, digit_, cur_;  // scratch of bn_fill_offsets
-  std::vector<S> g_;                        // scratch: one variable's log potentials
 };
 
 }  // namespace latent::detail

@@ -48,28 +48,13 @@ struct bn_clique {
 
 /// The exact kernel for one thread: holds scratch memory, so create one per block.
 template <Scalar S>
-class bn_exact_engine : public bn_engine_core<S> {
-  using base = bn_engine_core<S>;
-  using base::clear_local;
-  using base::coupled_;
-  using base::cur_;
-  using base::digit_;
-  using base::fam_base_;
-  using base::fams_;
-  using base::g_;
-  using base::local_;
-  using base::logt_;
-  using base::missing_;
-  using base::setup;
-  using base::st_;
-  using base::strides_;
-
+class bn_exact_engine : bn_engine_core {
  public:
   using acc_type = accumulator_t<S>;
 
   /// `log_tables[v]` are the flat log tables; `limit` the largest component enumerated whole.
   bn_exact_engine(const bn_structure& st, const std::vector<vector_t<S>>& log_tables, std::size_t limit)
-      : base(st, log_tables), limit_(limit) {
+      : bn_engine_core(st), logt_(log_tables), limit_(limit) {
     uf_.reserve(st.cards.size());
     comp_local_.assign(st.cards.size(), -1);
   }
@@ -77,7 +62,7 @@ class bn_exact_engine : public bn_engine_core<S> {
   /// Exact: returns log p(o) of the record; if `counts` is non-null adds w * E[counts].
   /// Returns -inf (and adds nothing) for a record of probability zero.
   double exact(const int* rec, acc_type w, acc_type* const* counts) {
-    double ll = setup(rec, w, counts);
+    double ll = setup(logt_, rec, w, counts);
     if (missing_.empty()) return ll;
     // Adds one independent component's log-probability; false once the record is impossible
     // (a component of probability zero makes the whole record's zero: stop there).
@@ -109,7 +94,7 @@ class bn_exact_engine : public bn_engine_core<S> {
   /// The joint posterior over all missing variables of a record, as one clique (its scope is
   /// the missing variables in ascending order, the first fastest). Returns log p(o).
   double joint(const int* rec, std::vector<S>& posterior, std::vector<int>& scope) {
-    const double ll = setup(rec, acc_type(0), nullptr);
+    const double ll = setup(logt_, rec, acc_type(0), nullptr);
     std::vector<int> all(missing_), facs(fams_);
     const std::size_t nc = build_cliques(all, facs, true);
     (void)nc;
@@ -398,6 +383,8 @@ class bn_exact_engine : public bn_engine_core<S> {
   }
 
 
+  const std::vector<vector_t<S>>& logt_;
+  std::vector<S> g_;  // scratch: one variable's log potentials
   std::size_t limit_;
   std::vector<int> uf_, comp_id_, comp_local_;
   std::vector<std::vector<int>> comp_vars_, comp_factors_;

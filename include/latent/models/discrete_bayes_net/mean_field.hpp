@@ -35,24 +35,13 @@ struct bn_mf_factor {
 
 /// The mean-field kernel for one thread: holds scratch memory, so create one per block.
 template <Scalar S>
-class bn_mean_field_engine : public bn_engine_core<S> {
-  using base = bn_engine_core<S>;
-  using base::clear_local;
-  using base::cur_;
-  using base::digit_;
-  using base::fam_base_;
-  using base::fams_;
-  using base::g_;
-  using base::local_;
-  using base::logt_;
-  using base::missing_;
-  using base::setup;
-  using base::st_;
-  using base::strides_;
-
+class bn_mean_field_engine : bn_engine_core {
  public:
   using acc_type = accumulator_t<S>;
-  using base::base;
+
+  /// `log_tables[v]` are the flat log tables.
+  bn_mean_field_engine(const bn_structure& st, const std::vector<vector_t<S>>& log_tables)
+      : bn_engine_core(st), logt_(log_tables) {}
 
   /// Number of entries of the factors of a record's missing variables.
   std::size_t factor_size(const int* rec) const {
@@ -68,7 +57,7 @@ class bn_mean_field_engine : public bn_engine_core<S> {
   double run(const int* rec, acc_type w, acc_type* const* counts, S* q, bool init, std::size_t max_sweeps,
              S tol) {
     constexpr S ninf = -std::numeric_limits<S>::infinity();
-    double elbo = setup(rec, w, counts);
+    double elbo = setup(logt_, rec, w, counts);
     const std::size_t m = missing_.size();
     if (m == 0) return elbo;
     // Factor offsets over each affected family's missing members.
@@ -165,6 +154,8 @@ class bn_mean_field_engine : public bn_engine_core<S> {
   }
 
  private:
+  const std::vector<vector_t<S>>& logt_;
+  std::vector<S> g_;  // scratch: one variable's log potentials
   std::vector<bn_mf_factor> mf_;
   std::vector<std::vector<int>> by_var_;
   std::vector<std::size_t> qoff_;
