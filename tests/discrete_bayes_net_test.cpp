@@ -580,7 +580,7 @@ TEST_CASE("every index accessor is checked and throws invalid_argument naming th
   CHECK(net.parent_row(2, r) == 3);  // (A, B) = (1, 1): the last parent fastest
 }
 
-TEST_CASE("data made for a network with the same cardinalities but other variables is rejected",
+TEST_CASE("data made for other variables, or with weights summing to infinity, is rejected",
           "[discrete_bayes_net]") {
   const discrete_bayes_net net(abcd_variables(), abcd_tables());
   const discrete_bayes_net reversed({{"D", 2, {}}, {"C", 2, {"D"}}, {"B", 2, {}}, {"A", 2, {}}});
@@ -590,6 +590,9 @@ TEST_CASE("data made for a network with the same cardinalities but other variabl
   discrete_bayes_net copy = net;
   std::mt19937_64 engine(1);
   REQUIRE_THROWS_AS(copy.initialize(data, engine), latent::invalid_argument);
+  // Weights each finite whose sum overflows.
+  REQUIRE_THROWS_WITH(net.make_data(Eigen::MatrixXi::Zero(4, 2), Eigen::Vector2d(1e308, 1e308)),
+                      Contains("'weights'") && Contains("finite sum"));
 }
 
 TEST_CASE("statistics: the flat view is additive and scales", "[discrete_bayes_net]") {

@@ -73,15 +73,15 @@ class basic_discrete_bayes_net_data {
   /// @throws invalid_argument naming the variable and record of a state out of range, or for
   ///         a wrong number of rows
   basic_discrete_bayes_net_data(const Eigen::Ref<const Eigen::MatrixXi>& x, std::vector<std::string> names,
-                          std::vector<int> cardinalities, const bn_data_options& options = {})
+                                std::vector<int> cardinalities, const bn_data_options& options = {})
       : basic_discrete_bayes_net_data(x, vector_t<weight_type>::Ones(x.cols()), std::move(names),
-                                std::move(cardinalities), options) {}
+                                      std::move(cardinalities), options) {}
 
-  /// Weighted records: record n counts `weights(n)` times (finite, >= 0).
+  /// Weighted records: record n counts `weights(n)` times (finite, >= 0, with a finite sum).
   basic_discrete_bayes_net_data(const Eigen::Ref<const Eigen::MatrixXi>& x,
-                          const Eigen::Ref<const vector_t<weight_type>>& weights,
-                          std::vector<std::string> names, std::vector<int> cardinalities,
-                          const bn_data_options& options = {})
+                                const Eigen::Ref<const vector_t<weight_type>>& weights,
+                                std::vector<std::string> names, std::vector<int> cardinalities,
+                                const bn_data_options& options = {})
       : names_(std::move(names)), cards_(std::move(cardinalities)),
         cache_(std::make_unique<detail::bn_mean_field_cache<S>>()) {
     constexpr const char* fn = "discrete_bayes_net_data";
@@ -105,6 +105,7 @@ class basic_discrete_bayes_net_data {
     }
     num_records_ = x.cols();
     total_weight_ = weights.sum();
+    detail::require(std::isfinite(total_weight_), fn, "argument 'weights' must have a finite sum, got ", total_weight_);
     if (options.group)
       group(x, weights);
     else {
