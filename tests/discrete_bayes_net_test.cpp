@@ -709,3 +709,43 @@ TEST_CASE("float: an EM fit reaches the double fit's optimum within float tolera
   CHECK(evaluated.log_likelihood(data) <= fit.objective + 1e-9 * std::abs(fit.objective));
   CHECK(fitf.objective / n == Approx(fit.objective / n).margin(1e-6));
 }
+
+TEST_CASE("mean field: a caller-owned variational state gives the same E-steps as the one the data keeps",
+          "[discrete_bayes_net]") {
+  auto rng = latent_test::make_rng(24);
+  const discrete_bayes_net truth = random_net(6, 3, rng);
+  const Eigen::MatrixXi x = latent::apply_missing_at_random(truth.sample(500, rng), 0.4, rng);
+  discrete_bayes_net a(truth.variables());
+  const auto data = a.make_data(x);  // keeps the state `a` warm-starts from
+  a.initialize(data, rng);
+  discrete_bayes_net b = a;
+  auto state = b.make_variational_state(data);  // owned here, used by `b`
+  const Eigen::Index n = data.num_distinct();
+  REQUIRE(state.num_records() == n);
+  const latent::mean_field mf{};
+  for (int it = 0; it < 5; ++it) {
+    auto sa = a.zero_stats(), sb = b.zero_stats();
+    double ea = 0.0, eb = 0.0;
+    for (Eigen::Index j0 = 0; j0 < n; j0 += 7) {
+      const Eigen::Index j1 = std::min(j0 + 7, n);
+      ea += a.e_step(data, j0, j1, sa, mf);
+      eb += b.e_step(data, j0, j1, sb, mf, state.slice(j0, j1));
+    }
+    REQUIRE(ea == eb);
+    require_stats_equal(sa, sb, 0.0);
+    a.m_step(sa);
+    b.m_step(sb);
+  }
+  // After reset() the next E-step starts from uniform factors, as a fresh state does; the
+  // kept factors make a difference.
+  auto fresh = b.make_variational_state(data);
+  auto s1 = b.zero_stats(), s2 = b.zero_stats(), s3 = b.zero_stats();
+  const double warm = b.e_step(data, 0, n, s3, latent::mean_field{.max_sweeps = 1}, state.slice(0, n));
+  state.reset();
+  const double e1 = b.e_step(data, 0, n, s1, latent::mean_field{.max_sweeps = 1}, state.slice(0, n));
+  const double e2 = b.e_step(data, 0, n, s2, latent::mean_field{.max_sweeps = 1}, fresh.slice(0, n));
+  CHECK(e1 == e2);
+  CHECK(warm != e1);
+  REQUIRE_THROWS_AS(b.e_step(data, 0, 3, s1, mf, state.slice(0, 2)), latent::invalid_argument);
+  REQUIRE_THROWS_AS(state.slice(0, n + 1), latent::invalid_argument);
+}

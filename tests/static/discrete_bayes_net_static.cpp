@@ -58,3 +58,10 @@ static_assert(std::is_same_v<latent::discrete_bayes_net_params, latent::basic_di
 static_assert(std::is_same_v<latent::bn_posterior, latent::basic_bn_posterior<double>>);
 // float and double networks do not mix their data.
 static_assert(!std::is_convertible_v<latent::discrete_bayes_net_data, latent::basic_discrete_bayes_net_data<float>>);
+
+// A solver can own the mean-field state: one per data set, one slice per block.
+static_assert(std::is_same_v<decltype(std::declval<const latent::basic_discrete_bayes_net<float>&>().make_variational_state(
+                                 std::declval<const latent::basic_discrete_bayes_net_data<float>&>())),
+                             latent::bn_mean_field_state<float>>);
+static_assert(std::is_copy_constructible_v<latent::bn_mean_field_state<double>> &&
+              std::is_nothrow_move_constructible_v<latent::bn_mean_field_state<double>>);

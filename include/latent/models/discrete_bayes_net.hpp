@@ -56,11 +56,12 @@
 ///  - discrete_bayes_net/data.hpp: grouped records, `apply_missing_at_random`
 ///  - discrete_bayes_net/structure.hpp: the validated graph and table layout (detail)
 ///  - discrete_bayes_net/engine.hpp, exact_inference.hpp: exact kernel (detail)
-///  - discrete_bayes_net/mean_field.hpp, mean_field_state.hpp: mean-field kernel and the
-///    warm-start factors kept by the data (detail)
+///  - discrete_bayes_net/mean_field.hpp (detail), mean_field_state.hpp: mean-field kernel;
+///    `bn_mean_field_state<S>`, the warm-start factors, sliceable by block
 ///  - discrete_bayes_net/model.hpp: the class
 
 #include <latent/models/discrete_bayes_net/data.hpp>
+#include <latent/models/discrete_bayes_net/mean_field_state.hpp>
 #include <latent/models/discrete_bayes_net/model.hpp>
 #include <latent/models/discrete_bayes_net/options.hpp>
 #include <latent/models/discrete_bayes_net/posterior.hpp>

@@ -83,7 +83,7 @@ class basic_discrete_bayes_net_data {
                                 std::vector<std::string> names, std::vector<int> cardinalities,
                                 const bn_data_options& options = {})
       : names_(std::move(names)), cards_(std::move(cardinalities)),
-        cache_(std::make_unique<detail::bn_mean_field_cache<S>>()) {
+        cache_(std::make_unique<cache>()) {
     constexpr const char* fn = "discrete_bayes_net_data";
     const auto n = static_cast<Eigen::Index>(cards_.size());
     detail::require(static_cast<Eigen::Index>(names_.size()) == n, fn,
@@ -117,7 +117,7 @@ class basic_discrete_bayes_net_data {
   basic_discrete_bayes_net_data(const basic_discrete_bayes_net_data& o)
       : names_(o.names_), cards_(o.cards_), records_(o.records_), counts_(o.counts_),
         num_records_(o.num_records_), total_weight_(o.total_weight_),
-        cache_(std::make_unique<detail::bn_mean_field_cache<S>>()) {}
+        cache_(std::make_unique<cache>()) {}
   basic_discrete_bayes_net_data& operator=(const basic_discrete_bayes_net_data& o) {
     if (this != &o) *this = basic_discrete_bayes_net_data(o);
     return *this;
@@ -153,24 +153,14 @@ class basic_discrete_bayes_net_data {
   /// Forget the mean-field factors kept from previous variational E-steps, so the next one
   /// starts from uniform factors. Not thread-safe with a running fit on this object.
   void reset_variational_state() {
-    if (cache_ && !cache_->ready.empty()) std::fill(cache_->ready.begin(), cache_->ready.end(), 0);
+    if (cache_) cache_->state.reset();
   }
 
-  /// The warm-start store (allocated on first call; thread-safe). For models, not users.
-  detail::bn_mean_field_cache<S>& variational_state() const {
-    std::call_once(cache_->once, [this] {
-      auto& c = *cache_;
-      c.offset.assign(static_cast<std::size_t>(records_.cols()) + 1, 0);
-      for (Eigen::Index j = 0; j < records_.cols(); ++j) {
-        std::int64_t k = 0;
-        for (Eigen::Index i = 0; i < records_.rows(); ++i)
-          if (records_(i, j) == missing) k += cards_[static_cast<std::size_t>(i)];
-        c.offset[static_cast<std::size_t>(j) + 1] = c.offset[static_cast<std::size_t>(j)] + k;
-      }
-      c.q.assign(static_cast<std::size_t>(c.offset.back()), S(0));
-      c.ready.assign(static_cast<std::size_t>(records_.cols()), 0);
-    });
-    return *cache_;
+  /// The warm-start factors of the records (allocated on first call; thread-safe). For
+  /// models, not users: each E-step block writes only its own records' slice.
+  bn_mean_field_state<S>& variational_state() const {
+    std::call_once(cache_->once, [this] { cache_->state = bn_mean_field_state<S>(records_, cards_); });
+    return cache_->state;
   }
 
  private:
@@ -243,7 +233,12 @@ class basic_discrete_bayes_net_data {
   vector_t<weight_type> counts_;
   Eigen::Index num_records_ = 0;
   weight_type total_weight_ = 0;
-  std::unique_ptr<detail::bn_mean_field_cache<S>> cache_;
+  // The kept factors behind a pointer: once_flag is neither copyable nor movable.
+  struct cache {
+    std::once_flag once;
+    bn_mean_field_state<S> state;
+  };
+  std::unique_ptr<cache> cache_;
 };
 
 /// Grouped records for a double-precision network.

@@ -11,6 +11,7 @@
 #include <latent/models/discrete_bayes_net/data.hpp>
 #include <latent/models/discrete_bayes_net/exact_inference.hpp>
 #include <latent/models/discrete_bayes_net/mean_field.hpp>
+#include <latent/models/discrete_bayes_net/mean_field_state.hpp>
 #include <latent/models/discrete_bayes_net/options.hpp>
 #include <latent/models/discrete_bayes_net/posterior.hpp>
 #include <latent/models/discrete_bayes_net/stats.hpp>
@@ -189,31 +190,40 @@ class basic_discrete_bayes_net {
   }
 
   /// Mean-field E-step over distinct records [begin, end): coordinate ascent on each record's
-  /// factors (warm-started from the previous E-step on `x` if `family.warm_start`), adds
-  /// E_q[counts] into `stats` and returns the sum of the records' weighted ELBOs. In float,
-  /// sweeps stop once no entry moves by more than max(family.tolerance, 4 epsilon(S)).
+  /// factors (warm-started from the previous E-step on `x` if `family.warm_start`: the
+  /// factors `x` keeps, see `variational_state()`), adds E_q[counts] into `stats` and returns
+  /// the sum of the records' weighted ELBOs. In float, sweeps stop once no entry moves by
+  /// more than max(family.tolerance, 4 epsilon(S)).
   double e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& stats,
                 const mean_field& family) const {
-    validate(family, "discrete_bayes_net::e_step");
-    check_block(x, begin, end, "discrete_bayes_net::e_step");
-    detail::bn_mean_field_engine<S> engine(g_.st, logt_);
-    const auto ptr = count_pointers(stats, "discrete_bayes_net::e_step");
-    detail::bn_mean_field_cache<S>* cache = family.warm_start ? &x.variational_state() : nullptr;
-    const S tol = std::max(static_cast<S>(family.tolerance), 4 * std::numeric_limits<S>::epsilon());
-    std::vector<S> local;
-    return sum_records(x, begin, end, stats, [&](const int* rec, accumulator_t<S> w, Eigen::Index j) {
-      S* q;
-      bool init = true;
-      if (cache) {
-        q = cache->q.data() + cache->offset[static_cast<std::size_t>(j)];
-        init = !cache->ready[static_cast<std::size_t>(j)];
-        cache->ready[static_cast<std::size_t>(j)] = 1;
-      } else {
-        local.resize(engine.factor_size(rec));
-        q = local.data();
-      }
-      return engine.run(rec, w, ptr.data(), q, init, family.max_sweeps, tol);
-    });
+    constexpr const char* fn = "discrete_bayes_net::e_step";
+    validate(family, fn);
+    check_block(x, begin, end, fn);
+    if (!family.warm_start) return mean_field_block(x, begin, end, stats, family, nullptr);
+    const auto q = x.variational_state().slice(begin, end);
+    return mean_field_block(x, begin, end, stats, family, &q);
+  }
+
+  /// Mean-field E-step with caller-owned factors: `q` is `state.slice(begin, end)` of a
+  /// `bn_mean_field_state<S>` made for `x` (`make_variational_state(x)`); each record starts
+  /// from its factors there (uniform the first time) and leaves its new factors there, so a
+  /// solver can own the variational state instead of the data. `family.warm_start` is not
+  /// consulted. @throws invalid_argument if `q` is not the slice [begin, end) of a state
+  /// for `x`'s records
+  double e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& stats, const mean_field& family,
+                const typename bn_mean_field_state<S>::slice_type& q) const {
+    constexpr const char* fn = "discrete_bayes_net::e_step";
+    validate(family, fn);
+    check_block(x, begin, end, fn);
+    detail::require(q.begin == begin && q.end == end && q.q != nullptr, fn, "argument 'q' must be the slice [", begin,
+                    ", ", end, ") of a variational state, got [", q.begin, ", ", q.end, ")");
+    return mean_field_block(x, begin, end, stats, family, &q);
+  }
+
+  /// Fresh mean-field factors for the records of `x` (see the caller-owned `e_step`).
+  bn_mean_field_state<S> make_variational_state(const data_type& x) const {
+    check_data(x, "discrete_bayes_net::make_variational_state");
+    return bn_mean_field_state<S>(x.records(), g_.st.cards);
   }
 
   /// M-step: theta_v[r, :] = (n_v[r, :] + a) / (sum + K_v a), computed in double from the
@@ -407,6 +417,21 @@ class basic_discrete_bayes_net {
     }
     stats.weight += weight;
     return total;
+  }
+
+  // Mean field over [begin, end), each record warm-started from `q` (if given) or from
+  // uniform factors in block-local memory.
+  double mean_field_block(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& stats,
+                          const mean_field& family, const typename bn_mean_field_state<S>::slice_type* q) const {
+    detail::bn_mean_field_engine<S> engine(g_.st, logt_);
+    const auto ptr = count_pointers(stats, "discrete_bayes_net::e_step");
+    const S tol = std::max(static_cast<S>(family.tolerance), 4 * std::numeric_limits<S>::epsilon());
+    std::vector<S> local;
+    return sum_records(x, begin, end, stats, [&](const int* rec, accumulator_t<S> w, Eigen::Index j) {
+      if (q) return engine.run(rec, w, ptr.data(), q->factors(j), !q->take_ready(j), family.max_sweeps, tol);
+      local.resize(engine.factor_size(rec));
+      return engine.run(rec, w, ptr.data(), local.data(), true, family.max_sweeps, tol);
+    });
   }
 
   void check_options() const {
