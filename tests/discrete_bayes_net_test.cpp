@@ -1,6 +1,8 @@
 // Tests of latent::discrete_bayes_net: exact inference against brute-force enumeration of the
 // full joint, EM and mean-field variational EM invariants, statistical recovery of the
-// tables, thread-count invariance, and input validation.
+// tables, thread-count invariance, input validation, the flat view of the statistics, and
+// the float instantiation against the double one.
+#include <latent/core/statistics.hpp>
 #include <latent/models/discrete_bayes_net.hpp>
 #include <latent/models/discrete_bayes_net_data.hpp>
 #include <latent/models/discrete_bayes_net_inference.hpp>
@@ -12,10 +14,31 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
+#include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
+
+// Tolerances per scalar type. Deterministic: exact inference on one record is a few dozen
+// operations in S, so float agrees with the exact value to ~10 epsilon(float) ~ 1e-6
+// relative; 1e-5 leaves room for the clique tree's longer products. Fit: a float EM fit
+// stops when its objective moves by less than its own rounding (~1e-7 relative per record),
+// so its tables sit ~1e-4 from the double optimum at worst.
+template <class S>
+struct tolerance;
+template <>
+struct tolerance<float> {
+  static constexpr double deterministic = 1e-5;
+  static constexpr double fit_table = 1e-3;
+};
+template <>
+struct tolerance<double> {
+  static constexpr double deterministic = 1e-12;
+  static constexpr double fit_table = 1e-9;
+};
 
 // "X<i>" (built by appending: g++ 12 warns falsely on "literal" + std::string).
 std::string var_name(int i) {
@@ -132,8 +155,13 @@ void require_stats_equal(const latent::discrete_bayes_net_stats& a, const latent
 
 }  // namespace
 
-TEST_CASE("worked example: posterior weights of the completions of (A=1, B=?, C=?, D=0)", "[discrete_bayes_net]") {
-  const discrete_bayes_net net(abcd_variables(), abcd_tables());
+TEMPLATE_TEST_CASE("worked example: posterior weights of the completions of (A=1, B=?, C=?, D=0)",
+                   "[discrete_bayes_net]", float, double) {
+  using S = TestType;
+  const double tol = tolerance<S>::deterministic;
+  std::vector<latent::matrix_t<S>> tables;
+  for (const auto& t : abcd_tables()) tables.push_back(t.cast<S>());
+  const latent::basic_discrete_bayes_net<S> net(abcd_variables(), tables);
   Eigen::VectorXi r(4);
   r << 1, missing, missing, 0;
   const auto post = net.posterior(r);
@@ -148,7 +176,7 @@ TEST_CASE("worked example: posterior weights of the completions of (A=1, B=?, C=
         return post.weights(k);
       }
     FAIL("completion not listed");
-    return 0.0;
+    return S(0);
   };
   CHECK(weight_of(1, 1) == Approx(0.0492).margin(5e-5));
   CHECK(weight_of(1, 0) == Approx(0.8852).margin(5e-5));
@@ -157,12 +185,12 @@ TEST_CASE("worked example: posterior weights of the completions of (A=1, B=?, C=
   // Exact values: p(A=1, B, C, D=0) = 0.3 * {0.9*0.2*0.2, 0.9*0.8*0.9, 0.1*0.6*0.2, 0.1*0.4*0.9}.
   const double j11 = 0.3 * 0.9 * 0.2 * 0.2, j10 = 0.3 * 0.9 * 0.8 * 0.9, j01 = 0.3 * 0.1 * 0.6 * 0.2,
                j00 = 0.3 * 0.1 * 0.4 * 0.9, z = j11 + j10 + j01 + j00;
-  CHECK(weight_of(1, 1) == Approx(j11 / z).epsilon(1e-12));
-  CHECK(weight_of(0, 0) == Approx(j00 / z).epsilon(1e-12));
-  CHECK(post.log_likelihood == Approx(std::log(z)).epsilon(1e-12));
-  CHECK(post.marginals[0](1) == Approx((j11 + j10) / z).epsilon(1e-12));  // p(B=1 | o)
-  CHECK(post.marginals[1](1) == Approx((j11 + j01) / z).epsilon(1e-12));  // p(C=1 | o)
-  CHECK(net.marginal("C", r)(1) == Approx((j11 + j01) / z).epsilon(1e-12));
+  CHECK(weight_of(1, 1) == Approx(j11 / z).epsilon(tol));
+  CHECK(weight_of(0, 0) == Approx(j00 / z).epsilon(tol));
+  CHECK(post.log_likelihood == Approx(std::log(z)).epsilon(tol));
+  CHECK(post.marginals[0](1) == Approx((j11 + j10) / z).epsilon(tol));  // p(B=1 | o)
+  CHECK(post.marginals[1](1) == Approx((j11 + j01) / z).epsilon(tol));  // p(C=1 | o)
+  CHECK(net.marginal("C", r)(1) == Approx((j11 + j01) / z).epsilon(tol));
   const auto all = net.marginals(r);
   CHECK(all[0](1) == Approx(1.0).margin(1e-14));  // observed A = 1
   CHECK(all[3](0) == Approx(1.0).margin(1e-14));  // observed D = 0
@@ -182,7 +210,8 @@ TEST_CASE("exact E-step and log-likelihood equal brute-force enumeration of the 
       const brute_force bf = enumerate(net, x);
       INFO("trial " << trial << ", n " << n << ", enumeration_limit " << limit);
 
-      REQUIRE_THAT(Eigen::MatrixXd(net.log_likelihood(x)), latent_test::IsApprox(bf.log_likelihood, 1e-11));
+      REQUIRE_THAT(Eigen::MatrixXd(net.log_likelihood_per_observation(x).transpose()),
+                   latent_test::IsApprox(bf.log_likelihood, 1e-11));
       const auto data = net.make_data(x);
       auto s = net.zero_stats();
       const double ll = net.e_step(data, 0, data.num_distinct(), s);
@@ -213,7 +242,8 @@ TEST_CASE("a denser network with a large component goes through the clique tree 
   const discrete_bayes_net net = random_net(9, 3, rng, latent::discrete_bayes_net_options{.enumeration_limit = 4});
   const Eigen::MatrixXi x = random_records(net, 40, rng);
   const brute_force bf = enumerate(net, x);
-  REQUIRE_THAT(Eigen::MatrixXd(net.log_likelihood(x)), latent_test::IsApprox(bf.log_likelihood, 1e-11));
+  REQUIRE_THAT(Eigen::MatrixXd(net.log_likelihood_per_observation(x).transpose()),
+               latent_test::IsApprox(bf.log_likelihood, 1e-11));
   const auto data = net.make_data(x);
   auto s = net.zero_stats();
   net.e_step(data, 0, data.num_distinct(), s);
@@ -240,7 +270,7 @@ TEST_CASE("grouping identical records changes nothing but the cost", "[discrete_
   const auto gw = net.make_data(x, w);
   auto sw = net.zero_stats();
   const double lw = net.e_step(gw, 0, gw.num_distinct(), sw);
-  CHECK(lw == Approx(w.dot(net.log_likelihood(x))).epsilon(1e-11));
+  CHECK(lw == Approx(w.dot(net.log_likelihood_per_observation(x).transpose())).epsilon(1e-11));
   CHECK(sw.weight == Approx(w.sum()).epsilon(1e-12));
 }
 
@@ -436,12 +466,12 @@ TEST_CASE("ancestral sampling matches the joint (chi-square) and masks hide the 
   const Eigen::MatrixXi x = net.sample(N, rng);
   Eigen::VectorXd observed = Eigen::VectorXd::Zero(16);
   for (Eigen::Index j = 0; j < N; ++j) observed(x(0, j) + 2 * x(1, j) + 4 * x(2, j) + 8 * x(3, j)) += 1.0;
-  const Eigen::VectorXd ll = net.log_likelihood(
+  const Eigen::VectorXd ll = net.log_likelihood_per_observation(
       (Eigen::MatrixXi(4, 16) << Eigen::RowVectorXi::LinSpaced(16, 0, 15).unaryExpr([](int c) { return c & 1; }),
        Eigen::RowVectorXi::LinSpaced(16, 0, 15).unaryExpr([](int c) { return (c >> 1) & 1; }),
        Eigen::RowVectorXi::LinSpaced(16, 0, 15).unaryExpr([](int c) { return (c >> 2) & 1; }),
        Eigen::RowVectorXi::LinSpaced(16, 0, 15).unaryExpr([](int c) { return (c >> 3) & 1; }))
-          .finished());
+          .finished()).transpose();
   REQUIRE(ll.array().exp().sum() == Approx(1.0).epsilon(1e-12));
   const Eigen::VectorXd expected = static_cast<double>(N) * ll.array().exp();
   const double chi2 = ((observed - expected).array().square() / expected.array()).sum();
@@ -480,7 +510,7 @@ TEST_CASE("bad input is rejected with a message naming the variable", "[discrete
     REQUIRE_THROWS_WITH(net.make_data(x), Contains("'C'") && Contains("record 3") && Contains("got 2"));
     x(2, 3) = -2;
     REQUIRE_THROWS_WITH(net.make_data(x), Contains("'C'"));
-    REQUIRE_THROWS_WITH(net.log_likelihood(x), Contains("'C'"));
+    REQUIRE_THROWS_WITH(net.log_likelihood_per_observation(x), Contains("'C'"));
     REQUIRE_THROWS_WITH(net.marginals(x.col(3)), Contains("'C'"));
     REQUIRE_THROWS_AS(net.make_data(Eigen::MatrixXi::Zero(3, 5)), E);
   }
@@ -522,4 +552,200 @@ TEST_CASE("bad input is rejected with a message naming the variable", "[discrete
                                              latent::mean_field{.max_sweeps = 0}),
                       E);
   }
+}
+
+TEST_CASE("every index accessor is checked and throws invalid_argument naming the argument", "[discrete_bayes_net]") {
+  using E = latent::invalid_argument;
+  const discrete_bayes_net net(abcd_variables(), abcd_tables());
+  const Eigen::VectorXi complete = Eigen::VectorXi::Zero(4);
+  for (const Eigen::Index v : {Eigen::Index{-1}, Eigen::Index{4}}) {
+    REQUIRE_THROWS_AS(net.table(v), E);
+    REQUIRE_THROWS_WITH(net.table(v), Contains("argument 'v'") && Contains("[0, 4)"));
+    REQUIRE_THROWS_AS(net.name(v), E);
+    REQUIRE_THROWS_AS(net.parents(v), E);
+    REQUIRE_THROWS_AS(net.parent_row(v, complete), E);
+    REQUIRE_THROWS_AS(net.marginal(v, complete), E);
+  }
+  REQUIRE_THROWS_WITH(net.table("Z"), Contains("'Z'"));
+  // parent_row: a record of the wrong size, a parent missing or out of range.
+  REQUIRE_THROWS_WITH(net.parent_row(2, Eigen::VectorXi::Zero(3)), Contains("argument 'record'"));
+  Eigen::VectorXi r = complete;
+  r(1) = missing;
+  REQUIRE_THROWS_WITH(net.parent_row(2, r), Contains("'B'") && Contains("'C'"));
+  CHECK(net.parent_row(3, r) == 0);  // D's parent C is observed
+  r(1) = 2;
+  REQUIRE_THROWS_AS(net.parent_row(2, r), E);
+  r(1) = 1;
+  r(0) = 1;
+  CHECK(net.parent_row(2, r) == 3);  // (A, B) = (1, 1): the last parent fastest
+}
+
+TEST_CASE("data made for other variables, or with weights summing to infinity, is rejected",
+          "[discrete_bayes_net]") {
+  const discrete_bayes_net net(abcd_variables(), abcd_tables());
+  const discrete_bayes_net reversed({{"D", 2, {}}, {"C", 2, {"D"}}, {"B", 2, {}}, {"A", 2, {}}});
+  const auto data = reversed.make_data(Eigen::MatrixXi::Zero(4, 3));
+  auto s = net.zero_stats();
+  REQUIRE_THROWS_WITH(net.e_step(data, 0, 1, s), Contains("other variables"));
+  discrete_bayes_net copy = net;
+  std::mt19937_64 engine(1);
+  REQUIRE_THROWS_AS(copy.initialize(data, engine), latent::invalid_argument);
+  // Weights each finite whose sum overflows.
+  REQUIRE_THROWS_WITH(net.make_data(Eigen::MatrixXi::Zero(4, 2), Eigen::Vector2d(1e308, 1e308)),
+                      Contains("'weights'") && Contains("finite sum"));
+}
+
+TEST_CASE("statistics: the flat view is additive and scales", "[discrete_bayes_net]") {
+  auto rng = latent_test::make_rng(19);
+  const discrete_bayes_net net = random_net(6, 2, rng);
+  const auto data = net.make_data(latent::apply_missing_at_random(net.sample(200, rng), 0.3, rng));
+  const Eigen::Index half = data.num_distinct() / 2;
+  auto a = net.zero_stats(), b = net.zero_stats();
+  net.e_step(data, 0, half, a);
+  net.e_step(data, half, data.num_distinct(), b);
+  const auto fa = latent::to_flat(a), fb = latent::to_flat(b);
+  std::size_t expected = 1;  // the weight
+  for (const auto& c : a.counts) expected += static_cast<std::size_t>(c.size());
+  REQUIRE(fa.size() == expected);
+  REQUIRE(fa.back() == a.weight);
+  auto sum = a;
+  sum += b;
+  const auto fs = latent::to_flat(sum);
+  for (std::size_t i = 0; i < fs.size(); ++i) REQUIRE(fs[i] == fa[i] + fb[i]);
+  auto scaled = a;
+  scaled *= 0.25;
+  const auto fw = latent::to_flat(scaled);
+  for (std::size_t i = 0; i < fw.size(); ++i) REQUIRE(fw[i] == 0.25 * fa[i]);
+  // from_flat round trip into fresh statistics.
+  auto back = net.zero_stats();
+  latent::from_flat(back, fs);
+  require_stats_equal(back, sum, 0.0);
+}
+
+TEST_CASE("num_free_parameters, BIC and AIC", "[discrete_bayes_net]") {
+  const discrete_bayes_net net(abcd_variables(), abcd_tables());
+  CHECK(net.num_free_parameters() == 1 + 1 + 4 + 2);  // sum_v P_v (K_v - 1)
+  const discrete_bayes_net three({{"A", 3, {}}, {"B", 4, {"A"}}});
+  CHECK(three.num_free_parameters() == 2 + 3 * 3);
+  auto rng = latent_test::make_rng(20);
+  const Eigen::MatrixXi x = latent::apply_missing_at_random(net.sample(300, rng), 0.2, rng);
+  const Eigen::VectorXd w = Eigen::VectorXd::LinSpaced(300, 0.5, 1.5);
+  for (const auto& data : {net.make_data(x), net.make_data(x, w)}) {
+    const double ll = net.log_likelihood(data), n = data.total_weight();
+    CHECK(net.bic(data) == Approx(-2.0 * ll + 8.0 * std::log(n)).epsilon(1e-14));
+    CHECK(net.aic(data) == Approx(-2.0 * ll + 16.0).epsilon(1e-14));
+  }
+}
+
+TEST_CASE("float: the exact and mean-field E-steps agree with double", "[discrete_bayes_net][float]") {
+  auto rng = latent_test::make_rng(21);
+  for (const std::size_t limit : {std::size_t{256}, std::size_t{1}}) {
+    const discrete_bayes_net net = random_net(8, 3, rng, latent::discrete_bayes_net_options{.enumeration_limit = limit});
+    std::vector<latent::matrix_t<float>> tables;
+    for (const auto& t : net.params().tables) tables.push_back(t.cast<float>());
+    const latent::basic_discrete_bayes_net<float> netf(net.variables(), tables, net.options());
+    const Eigen::MatrixXi x = random_records(net, 500, rng);
+    const auto data = net.make_data(x);
+    const auto dataf = netf.make_data(x);
+    REQUIRE(dataf.num_distinct() == data.num_distinct());
+    INFO("enumeration_limit " << limit);
+
+    auto s = net.zero_stats();
+    auto sf = netf.zero_stats();
+    static_assert(std::is_same_v<decltype(sf.counts[0]), Eigen::MatrixXd&>, "counts accumulate in double");
+    const double ll = net.e_step(data, 0, data.num_distinct(), s);
+    const double llf = netf.e_step(dataf, 0, dataf.num_distinct(), sf);
+    CHECK(llf == Approx(ll).epsilon(tolerance<float>::deterministic));
+    for (std::size_t v = 0; v < s.counts.size(); ++v)
+      REQUIRE_THAT(sf.counts[v], latent_test::IsApprox(s.counts[v], tolerance<float>::deterministic));
+    CHECK(sf.weight == s.weight);
+    // Per-record log-likelihoods, in double for both.
+    const Eigen::RowVectorXd per = net.log_likelihood_per_observation(x), perf = netf.log_likelihood_per_observation(x);
+    REQUIRE_THAT(Eigen::MatrixXd(perf), latent_test::IsApprox(per, tolerance<float>::deterministic));
+
+    const latent::mean_field cold{.warm_start = false};
+    auto m = net.zero_stats();
+    auto mf = netf.zero_stats();
+    const double elbo = net.e_step(data, 0, data.num_distinct(), m, cold);
+    const double elbof = netf.e_step(dataf, 0, dataf.num_distinct(), mf, cold);
+    CHECK(elbof == Approx(elbo).epsilon(tolerance<float>::deterministic));
+  }
+}
+
+TEST_CASE("float: an EM fit reaches the double fit's optimum within float tolerance", "[discrete_bayes_net][float]") {
+  auto rng = latent_test::make_rng(22);
+  const discrete_bayes_net truth = random_net(6, 2, rng);
+  const Eigen::MatrixXi x = latent::apply_missing_at_random(truth.sample(5000, rng), 0.2, rng);
+  discrete_bayes_net model(truth.variables());
+  latent::basic_discrete_bayes_net<float> modelf(truth.variables());
+  const auto data = model.make_data(x);
+  const auto dataf = modelf.make_data(x);
+  auto r1 = latent_test::make_rng(23), r2 = latent_test::make_rng(23);
+  model.initialize(data, r1);
+  modelf.initialize(dataf, r2);  // the same draws, rounded to float
+  for (std::size_t v = 0; v < model.params().tables.size(); ++v)
+    REQUIRE_THAT(Eigen::MatrixXd(modelf.table(static_cast<Eigen::Index>(v)).cast<double>()),
+                 latent_test::IsApprox(model.table(static_cast<Eigen::Index>(v)), 1e-7));
+  const auto fit = latent::em(model, data, {.max_iterations = 2000, .tolerance = 1e-12});
+  // Float: stop when the log-likelihood moves by less than ~its rounding per record.
+  const auto fitf = latent::em(modelf, dataf, {.max_iterations = 2000, .tolerance = 1e-7});
+  REQUIRE(fit.status == latent::fit_status::converged);
+  REQUIRE(fitf.status == latent::fit_status::converged);
+  static_assert(std::is_same_v<decltype(fitf.objective), double>);
+  // The float tables, renormalized in double, evaluated by the double network.
+  std::vector<Eigen::MatrixXd> tables;
+  double worst = 0.0;
+  for (std::size_t v = 0; v < fitf.params.tables.size(); ++v) {
+    Eigen::MatrixXd t = fitf.params.tables[v].cast<double>();
+    for (Eigen::Index r = 0; r < t.rows(); ++r) t.row(r) /= t.row(r).sum();
+    worst = std::max(worst, (t - fit.params.tables[v]).cwiseAbs().maxCoeff());
+    tables.push_back(std::move(t));
+  }
+  CHECK(worst <= tolerance<float>::fit_table);
+  discrete_bayes_net evaluated(truth.variables(), tables);
+  const double n = data.total_weight();
+  // At the optimum the log-likelihood is flat: table errors of 1e-3 cost ~1e-6 per record.
+  CHECK(evaluated.log_likelihood(data) / n == Approx(fit.objective / n).margin(1e-6));
+  CHECK(evaluated.log_likelihood(data) <= fit.objective + 1e-9 * std::abs(fit.objective));
+  CHECK(fitf.objective / n == Approx(fit.objective / n).margin(1e-6));
+}
+
+TEST_CASE("mean field: a caller-owned variational state gives the same E-steps as the one the data keeps",
+          "[discrete_bayes_net]") {
+  auto rng = latent_test::make_rng(24);
+  const discrete_bayes_net truth = random_net(6, 3, rng);
+  const Eigen::MatrixXi x = latent::apply_missing_at_random(truth.sample(500, rng), 0.4, rng);
+  discrete_bayes_net a(truth.variables());
+  const auto data = a.make_data(x);  // keeps the state `a` warm-starts from
+  a.initialize(data, rng);
+  discrete_bayes_net b = a;
+  auto state = b.make_variational_state(data);  // owned here, used by `b`
+  const Eigen::Index n = data.num_distinct();
+  REQUIRE(state.num_records() == n);
+  const latent::mean_field mf{};
+  for (int it = 0; it < 5; ++it) {
+    auto sa = a.zero_stats(), sb = b.zero_stats();
+    double ea = 0.0, eb = 0.0;
+    for (Eigen::Index j0 = 0; j0 < n; j0 += 7) {
+      const Eigen::Index j1 = std::min(j0 + 7, n);
+      ea += a.e_step(data, j0, j1, sa, mf);
+      eb += b.e_step(data, j0, j1, sb, mf, state.slice(j0, j1));
+    }
+    REQUIRE(ea == eb);
+    require_stats_equal(sa, sb, 0.0);
+    a.m_step(sa);
+    b.m_step(sb);
+  }
+  // After reset() the next E-step starts from uniform factors, as a fresh state does; the
+  // kept factors make a difference.
+  auto fresh = b.make_variational_state(data);
+  auto s1 = b.zero_stats(), s2 = b.zero_stats(), s3 = b.zero_stats();
+  const double warm = b.e_step(data, 0, n, s3, latent::mean_field{.max_sweeps = 1}, state.slice(0, n));
+  state.reset();
+  const double e1 = b.e_step(data, 0, n, s1, latent::mean_field{.max_sweeps = 1}, state.slice(0, n));
+  const double e2 = b.e_step(data, 0, n, s2, latent::mean_field{.max_sweeps = 1}, fresh.slice(0, n));
+  CHECK(e1 == e2);
+  CHECK(warm != e1);
+  REQUIRE_THROWS_AS(b.e_step(data, 0, 3, s1, mf, state.slice(0, 2)), latent::invalid_argument);
+  REQUIRE_THROWS_AS(state.slice(0, n + 1), latent::invalid_argument);
 }
