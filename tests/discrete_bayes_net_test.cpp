@@ -388,6 +388,16 @@ TEST_CASE("mean field: ELBO below the exact log-likelihood, never decreasing, ex
     CHECK(fit.objective <= model.log_likelihood(data));
     // The gap is real here: several missing values per record are coupled.
     CHECK(model.log_likelihood(data) - fit.objective > 1e-3);
+    // The solver owns q: a second fit on the same data object starts from uniform factors
+    // again, and repeats the first bit for bit.
+    static_assert(latent::StatefulVariationalEMModel<discrete_bayes_net, latent::mean_field>);
+    discrete_bayes_net first(truth.variables()), second(truth.variables());
+    std::mt19937_64 r1(5), r2(5);
+    first.initialize(data, r1);
+    second.initialize(data, r2);
+    const auto f1 = latent::variational_em(first, data, latent::mean_field{}, {.max_iterations = 20});
+    const auto f2 = latent::variational_em(second, data, latent::mean_field{}, {.max_iterations = 20});
+    CHECK(f1.trace == f2.trace);
   }
   SECTION("with at most one missing value per record, mean field is exact") {
     Eigen::MatrixXi y = truth.sample(500, rng);

@@ -26,7 +26,10 @@ using variational_em_options = em_options;
 /// The ELBO of `x` under the model's parameters, q optimized inside `family`, with E_q[T]
 /// added into `stats`. Blocks run in parallel and merge in block order.
 template <class M, class Family, Executor E = thread_executor>
-  requires VariationalEMModel<M, Family> && (!StatefulVariationalEMModel<M, Family>)
+  requires VariationalEMModel<M, Family> &&
+           requires(const M& m, const typename M::data_type& x, typename M::stats_type& s, const Family& f) {
+             m.e_step(x, Eigen::Index{}, Eigen::Index{}, s, f);
+           }
 double variational_e_step(const M& model, const typename M::data_type& x, const Family& family,
                           typename M::stats_type& stats, const E& executor = {}) {
   return executor.reduce(

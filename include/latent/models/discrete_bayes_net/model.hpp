@@ -226,6 +226,26 @@ class basic_discrete_bayes_net {
     return bn_mean_field_state<S>(x.records(), g_.st.cards);
   }
 
+  /// The solver-owned form (`StatefulVariationalEMModel`): `variational_em` makes one state
+  /// per fit, so two fits on the same data never share factors.
+  bn_mean_field_state<S> make_variational_state(const data_type& x, const mean_field&) const {
+    return make_variational_state(x);
+  }
+
+  /// Mean-field E-step over [begin, end) with the solver's whole state: warm-started from
+  /// `state`'s factors of these records if `family.warm_start`, from uniform factors (and
+  /// leaving `state` alone) otherwise.
+  double e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& stats, const mean_field& family,
+                bn_mean_field_state<S>& state) const {
+    if (!family.warm_start) {
+      constexpr const char* fn = "discrete_bayes_net::e_step";
+      validate(family, fn);
+      check_block(x, begin, end, fn);
+      return mean_field_block(x, begin, end, stats, family, nullptr);
+    }
+    return e_step(x, begin, end, stats, family, state.slice(begin, end));
+  }
+
   /// M-step: theta_v[r, :] = (n_v[r, :] + a) / (sum + K_v a), computed in double from the
   /// double counts and stored in S; a row with zero total follows `options().unseen`.
   /// @throws numerical_error (parameters unchanged) if a count is negative or not finite;
