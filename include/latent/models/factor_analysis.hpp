@@ -57,13 +57,15 @@
 ///
 /// **Layout.** models/factor_analysis/: options.hpp (noise model, options), params.hpp,
 /// stats.hpp, sample_moments.hpp, posterior.hpp (mean-field q), kernels.hpp (block E-step
-/// kernels), closed_form.hpp (PPCA MLE), model.hpp (the class), m_step.hpp (M-step and the
-/// moments E-step), moment_model.hpp (the moments view), linear_vae.hpp (the ELBO objective).
+/// kernels), closed_form.hpp (PPCA MLE), model.hpp (the class), initialization.hpp (starting
+/// points), m_step.hpp (M-step and the moments E-step), moment_model.hpp (the moments view),
+/// linear_vae.hpp and linear_vae_layout.hpp (the ELBO objective, see models/linear_vae.hpp).
 ///
 /// References: Rubin & Thayer (1982), EM algorithms for ML factor analysis; Tipping & Bishop
 /// (1999), Probabilistic principal component analysis, JRSS B 61(3).
 
 #include <latent/models/factor_analysis/closed_form.hpp>
+#include <latent/models/factor_analysis/initialization.hpp>
 #include <latent/models/factor_analysis/kernels.hpp>
 #include <latent/models/factor_analysis/m_step.hpp>
 #include <latent/models/factor_analysis/model.hpp>

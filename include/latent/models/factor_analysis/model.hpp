@@ -189,45 +189,13 @@ class basic_factor_analysis {
   /// average. O(N d).
   /// @throws invalid_argument if x is empty, not finite, has k >= d, or has zero weight.
   template <std::uniform_random_bit_generator Rng>
-  void initialize(const data_type& x, Rng& rng) {
-    using A = accumulator_type;
-    constexpr std::string_view fn = "factor_analysis::initialize";
-    check_initial_data(x, fn);
-    const Eigen::Index d = x.dim();
-    vector_t<A> mean, var;
-    detail::weighted_mean_and_variance(x, x.total_weight(), mean, var);
-    const A vbar = var.mean();
-    detail::require(vbar > A(0), fn, "argument 'x' must not be constant (every variable has zero variance)");
-    basic_factor_analysis_params<A> p;
-    p.mean = mean;
-    p.loadings = standard_normal<A>(d, k_, rng);
-    p.loadings.array().colwise() *= (var.array().max(A(1e-3) * vbar) / (A(2) * static_cast<A>(k_))).sqrt();
-    if (opts_.noise == noise_model::diagonal)
-      p.uniquenesses = (A(0.5) * var).cwiseMax(uniqueness_floors(var));
-    else
-      p.uniquenesses = vector_t<A>::Constant(d, std::max(A(0.5) * vbar, static_cast<A>(opts_.uniqueness_floor) * vbar));
-    set_params(p.template cast<S>());
-  }
+  void initialize(const data_type& x, Rng& rng);
 
   /// Deterministic start from the closed-form PPCA fit of the sample moments (`ppca_mle`):
   /// Lambda = U_k (L_k - sigma^2 I)^{1/2}; for factor analysis Psi_jj = S_jj - (Lambda
   /// Lambda^T)_jj, floored. O(d^3) after the moments, in double.
   /// @throws invalid_argument if k >= d; numerical_error if the data span at most k dimensions.
-  void initialize_pca(const moments_type& m) {
-    using A = accumulator_type;
-    constexpr std::string_view fn = "factor_analysis::initialize_pca";
-    const Eigen::Index d = m.mean.size();
-    detail::require(d > k_, fn, "the data must have more variables (d) than factors (k = ", k_, "), got d = ", d);
-    check_moment_shape(m, d, fn);
-    basic_factor_analysis_params<A> p = detail::ppca_closed_form(m.mean, m.covariance, k_, fn);
-    const vector_t<A> var = m.covariance.diagonal().cwiseMax(A(0));
-    if (opts_.noise == noise_model::diagonal) {
-      p.uniquenesses = (var - p.loadings.rowwise().squaredNorm()).cwiseMax(uniqueness_floors(var));
-    } else {
-      p.uniquenesses.setConstant(std::max(p.uniquenesses(0), static_cast<A>(opts_.uniqueness_floor) * var.mean()));
-    }
-    set_params(p.template cast<S>());
-  }
+  void initialize_pca(const moments_type& m);
 
   /// `initialize_pca(sample_moments::from_data(x))`. O(N d^2 + d^3).
   void initialize_pca(const data_type& x) {
@@ -430,4 +398,5 @@ using factor_analysis = basic_factor_analysis<double>;
 
 }  // namespace latent
 
+#include <latent/models/factor_analysis/initialization.hpp>
 #include <latent/models/factor_analysis/m_step.hpp>
