@@ -1,9 +1,11 @@
 // Factor analysis: one exact EM iteration on N = 100000, d = 50, k = 10 (seeded simulated
-// data) with 1 and 2 threads, and the fit from a covariance matrix and a count (cost
-// independent of N once the moments are formed).
+// data) with 1 and 2 threads, in double (BM_EMIteration) and in float (BM_EMIterationFloat:
+// the same data and start rounded to float; statistics still accumulate in double), and the
+// fit from a covariance matrix and a count (cost independent of N once the moments are formed).
 //
 // Run: bench_factor_analysis --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
-// (scikit-learn 1.2's FactorAnalysis takes about 0.33 s per iteration at this size.)
+// The peer: benchmarks/peers/sklearn_factor_analysis.py times scikit-learn's FactorAnalysis on
+// the same problem (compare within one run: the machine is shared).
 
 #include <latent/models/factor_analysis.hpp>
 #include <latent/solvers/em.hpp>
@@ -43,9 +45,17 @@ latent::factor_analysis start_model() {
 // Flops of one iteration: two GEMMs over the data (2 x 2 N d k) and the elementwise work.
 constexpr double iteration_flops = 4.0 * n_obs * dim * factors + 8.0 * n_obs * dim;
 
-void BM_EMIteration(benchmark::State& state) {
-  const Eigen::MatrixXd& x = data();
-  latent::factor_analysis fa = start_model();
+/// The data and the start rounded to scalar type T.
+template <class T>
+const latent::matrix_t<T>& data_as() {
+  static const latent::matrix_t<T> x = data().cast<T>();
+  return x;
+}
+
+template <class T>
+void em_iteration(benchmark::State& state) {
+  const latent::matrix_t<T>& x = data_as<T>();
+  latent::basic_factor_analysis<T> fa(start_model().params().cast<T>());
   const latent::parallel_options parallel{.threads = static_cast<int>(state.range(0))};
   double ll = 0.0;
   for (auto _ : state) {
@@ -59,7 +69,12 @@ void BM_EMIteration(benchmark::State& state) {
       benchmark::Counter(iteration_flops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.counters["loglik_per_obs"] = ll / static_cast<double>(n_obs);
 }
+
+void BM_EMIteration(benchmark::State& state) { em_iteration<double>(state); }
 BENCHMARK(BM_EMIteration)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_EMIterationFloat(benchmark::State& state) { em_iteration<float>(state); }
+BENCHMARK(BM_EMIterationFloat)->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_MeanFieldIteration(benchmark::State& state) {
   const Eigen::MatrixXd& x = data();

@@ -72,6 +72,43 @@ BENCHMARK(BM_LinearVaeSgdStep)
     ->ArgNames({"d", "k", "batch", "samples", "eigen_threads"})
     ->Unit(benchmark::kMicrosecond);
 
+/// The linear VAE's minibatch estimate alone (no optimizer), in scalar type T, with its gradient
+/// (`value_and_gradient`) or without (`value`, the value-only path), batch 128, k = 10, S = 1,
+/// Eigen on one thread.
+template <class T, bool WithGradient>
+void BM_LinearVaeEstimate(benchmark::State& state) {
+  const Eigen::Index d = state.range(0), k = 10, b = 128, n = 4096;
+  const int threads_before = Eigen::nbThreads();
+  Eigen::setNbThreads(1);
+  std::mt19937_64 rng(42);
+  const Eigen::MatrixXd lambda = latent::standard_normal(d, k, rng);
+  const latent::matrix_t<T> x =
+      (lambda * latent::standard_normal(k, n, rng) + 0.5 * latent::standard_normal(d, n, rng)).cast<T>();
+  const latent::basic_linear_vae<T> vae(x, k);
+  const latent::vector_t<T> params = vae.initial_params(rng);
+  std::vector<Eigen::Index> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), Eigen::Index{0});
+  std::shuffle(order.begin(), order.end(), rng);
+  latent::vector_t<T> grad(vae.num_parameters());
+  std::size_t offset = 0;
+  for (auto _ : state) {
+    if (offset + static_cast<std::size_t>(b) > order.size()) offset = 0;
+    const latent::minibatch batch(order.data() + offset, static_cast<std::size_t>(b));
+    double v;
+    if constexpr (WithGradient) v = vae.value_and_gradient(params, batch, 1, grad, rng);
+    else v = vae.value(params, batch, 1, rng);
+    offset += static_cast<std::size_t>(b);
+    benchmark::DoNotOptimize(v);
+    benchmark::ClobberMemory();
+  }
+  Eigen::setNbThreads(threads_before);
+  state.SetItemsProcessed(state.iterations() * b);
+}
+BENCHMARK_TEMPLATE(BM_LinearVaeEstimate, double, true)->ArgName("d")->Arg(50)->Arg(784)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_LinearVaeEstimate, double, false)->ArgName("d")->Arg(50)->Arg(784)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_LinearVaeEstimate, float, true)->ArgName("d")->Arg(50)->Arg(784)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_LinearVaeEstimate, float, false)->ArgName("d")->Arg(50)->Arg(784)->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 
 // Neyman–Scott objective alone (no optimizer step): one minibatch estimate and gradient, K = 5,

@@ -1,8 +1,11 @@
 // Factor analysis / PPCA: exact EM against closed forms and direct formulas, variational EM
-// with mean field, fitting from moments, thread invariance, Heywood cases and bad input.
+// with mean field, fitting from moments, thread invariance, Heywood cases and bad input; the
+// float instantiation against double (kernels, and fits that reach the same optimum); the flat
+// view of the statistics.
 #include <latent/core/callbacks.hpp>
 #include <latent/core/gaussian.hpp>
 #include <latent/core/numerics.hpp>
+#include <latent/core/statistics.hpp>
 #include <latent/core/variational_families.hpp>
 #include <latent/models/factor_analysis.hpp>
 #include <latent/solvers/em.hpp>
@@ -16,6 +19,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 using latent::factor_analysis;
 using latent::factor_analysis_options;
@@ -24,6 +28,25 @@ using latent::noise_model;
 using latent_test::IsApprox;
 
 namespace {
+
+/// Relative tolerances per scalar type. `kernel`: one deterministic E-step or log-density of
+/// a float model against the double model at the same (float-rounded) parameters and data,
+/// where each observation's quadratic form sums d = 5..10 float products (rounding ~1e-6 of
+/// log p(x_n)) and blocks are summed in double. `optimum`: a float EM fit's implied covariance
+/// against the double fit's, both iterated to their fixed points; float rounding in the
+/// E-step moves the fixed point by ~ cond x 1e-6.
+template <class T>
+struct tolerance;
+template <>
+struct tolerance<double> {
+  static constexpr double kernel = 1e-12;
+  static constexpr double optimum = 1e-10;
+};
+template <>
+struct tolerance<float> {
+  static constexpr double kernel = 2e-5;
+  static constexpr double optimum = 2e-4;
+};
 
 /// Parameters with loadings of clearly different strengths (so the factors are well separated)
 /// and uniquenesses in [0.3, 1.3].
@@ -64,24 +87,36 @@ void require_invalid(F&& f, const std::string& needle) {
 
 }  // namespace
 
-TEST_CASE("per-observation log-likelihood equals the direct multivariate normal density", "[factor_analysis]") {
+TEMPLATE_TEST_CASE("per-observation log-likelihood equals the direct multivariate normal density",
+                   "[factor_analysis][float]", float, double) {
+  using T = TestType;
+  constexpr double tol = tolerance<T>::kernel;
   auto rng = latent_test::make_rng(1);
-  const factor_analysis_params p = make_params(7, 3, rng);
-  const factor_analysis fa(p);
-  const Eigen::MatrixXd x = simulate(p, 200, rng);
+  // The parameters and data rounded to T; the reference computed in double from them.
+  const factor_analysis_params p = make_params(7, 3, rng).template cast<T>().template cast<double>();
+  const latent::basic_factor_analysis<T> fa(p.template cast<T>());
+  const Eigen::MatrixXd x = simulate(p, 200, rng).template cast<T>().template cast<double>();
+  const latent::matrix_t<T> xt = x.template cast<T>();
   const Eigen::LLT<Eigen::MatrixXd> chol(implied(p));
   const Eigen::RowVectorXd direct = latent::mvn_log_density(x, p.mean, chol);
-  const Eigen::RowVectorXd woodbury = fa.log_likelihood_per_observation(x);
-  CHECK_THAT(Eigen::MatrixXd(woodbury), IsApprox(Eigen::MatrixXd(direct), 1e-12));
-  CHECK_THAT(fa.implied_covariance(), IsApprox(implied(p), 1e-15));
-  CHECK(fa.log_likelihood(x) == Approx(direct.sum()).epsilon(1e-12));
+  const Eigen::RowVectorXd woodbury = fa.log_likelihood_per_observation(xt);
+  CHECK_THAT(Eigen::MatrixXd(woodbury), IsApprox(Eigen::MatrixXd(direct), tol));
+  CHECK_THAT(Eigen::MatrixXd(fa.implied_covariance().template cast<double>()), IsApprox(implied(p), 1e-15 + tol / 10));
+  CHECK(fa.log_likelihood(xt) == Approx(direct.sum()).epsilon(tol));
 
   // Through the E-step (blocks of the solver) and from the sample moments alone.
   auto s = fa.zero_stats();
-  const double ll_block = fa.e_step(x, 0, 120, s) + fa.e_step(x, 120, 200, s);
-  CHECK(ll_block == Approx(direct.sum()).epsilon(1e-12));
-  const auto m = latent::sample_moments::from_data(x);
-  CHECK(fa.log_likelihood(m) == Approx(direct.sum()).epsilon(1e-11));
+  const double ll_block = fa.e_step(xt, 0, 120, s) + fa.e_step(xt, 120, 200, s);
+  CHECK(ll_block == Approx(direct.sum()).epsilon(tol));
+  const auto m = latent::basic_sample_moments<T>::from_data(xt);
+  CHECK(fa.log_likelihood(m) == Approx(direct.sum()).epsilon(tol / 10));
+  // Weighted: the weights enter as multiplicities.
+  latent::vector_t<T> w = latent::vector_t<T>::LinSpaced(200, T(0), T(2));
+  const Eigen::VectorXd wd = w.template cast<double>();
+  CHECK(fa.log_likelihood(latent::basic_observations<T>(xt, w)) == Approx(direct.dot(wd)).epsilon(tol));
+  auto sw = fa.zero_stats();
+  CHECK(fa.e_step(latent::basic_observations<T>(xt, w), 0, 200, sw) == Approx(direct.dot(wd)).epsilon(tol));
+  CHECK(sw.weight == Approx(wd.sum()).epsilon(1e-15));
 }
 
 TEST_CASE("posterior moments match Gaussian conditioning with the full covariance", "[factor_analysis]") {
@@ -416,8 +451,8 @@ TEST_CASE("parameter counts, BIC and AIC", "[factor_analysis]") {
   pi.uniquenesses.setConstant(0.7);
   const factor_analysis fa(p);
   const factor_analysis ppca(pi, {.noise = noise_model::isotropic});
-  CHECK(fa.num_parameters() == 30 - 3 + 10 + 10);
-  CHECK(ppca.num_parameters() == 30 - 3 + 10 + 1);
+  CHECK(fa.num_free_parameters() == 30 - 3 + 10 + 10);
+  CHECK(ppca.num_free_parameters() == 30 - 3 + 10 + 1);
   const Eigen::MatrixXd x = simulate(p, 100, rng);
   const double ll = fa.log_likelihood(x);
   CHECK(fa.bic(x) == Approx(-2.0 * ll + 47.0 * std::log(100.0)).epsilon(1e-14));
@@ -493,4 +528,109 @@ TEST_CASE("bad input is an invalid_argument naming the argument", "[factor_analy
     const auto m4 = latent::sample_moments::from_covariance(Eigen::MatrixXd::Identity(4, 4), 10);
     require_invalid([&] { latent::em(view, m4); }, "'moments'");
   }
+}
+
+TEST_CASE("the flat view of the statistics is additive and scalable", "[factor_analysis][flat]") {
+  auto rng = latent_test::make_rng(15);
+  const Eigen::Index d = 6, k = 2;
+  const factor_analysis fa(make_params(d, k, rng));
+  const Eigen::MatrixXd x = simulate(fa.params(), 90, rng);
+  auto a = fa.zero_stats();
+  auto b = fa.zero_stats();
+  fa.e_step(x, 0, 50, a);
+  fa.e_step(x, 50, 90, b, latent::mean_field{});
+  REQUIRE(latent::flat_size(a) == static_cast<std::size_t>(1 + d + d + d * k + k + k * k));
+  const std::vector<double> fa_flat = latent::to_flat(a), fb = latent::to_flat(b);
+  CHECK(fa_flat[0] == 50.0);  // the weight comes first
+  a += b;
+  const std::vector<double> sum = latent::to_flat(a);
+  for (std::size_t i = 0; i < sum.size(); ++i) CHECK(sum[i] == fa_flat[i] + fb[i]);
+  a *= 0.25;
+  const std::vector<double> scaled = latent::to_flat(a);
+  for (std::size_t i = 0; i < sum.size(); ++i) CHECK(scaled[i] == 0.25 * sum[i]);
+  // Round trip through the view: the reference point is kept, the numbers restored.
+  auto c = fa.zero_stats();
+  latent::from_flat(c, sum);
+  CHECK(latent::to_flat(c) == sum);
+  CHECK(c.reference == a.reference);
+  a *= 4.0;
+  CHECK_THAT(c.sum_yz, IsApprox(a.sum_yz, 1e-15));
+}
+
+TEST_CASE("sample_joint returns the factors that generated the sample", "[factor_analysis]") {
+  auto rng = latent_test::make_rng(16);
+  const factor_analysis_params p = make_params(5, 2, rng);
+  const factor_analysis fa(p);
+  auto r1 = latent_test::make_rng(3);
+  auto r2 = latent_test::make_rng(3);
+  const Eigen::Index n = 20000;
+  const latent::factor_analysis_draw draw = fa.sample_joint(n, r1);
+  CHECK(draw.x == fa.sample(n, r2));  // sample() is sample_joint().x for the same engine state
+  REQUIRE(draw.z.rows() == 2);
+  REQUIRE(draw.z.cols() == n);
+  // The noise x - Lambda z - mu has variances Psi (standard error psi sqrt(2 / n)).
+  const Eigen::MatrixXd e = (draw.x - p.loadings * draw.z).colwise() - p.mean;
+  for (Eigen::Index i = 0; i < 5; ++i) {
+    const double var = e.row(i).squaredNorm() / static_cast<double>(n);
+    CHECK(std::abs(var - p.uniquenesses(i)) <= 5.0 * p.uniquenesses(i) * std::sqrt(2.0 / static_cast<double>(n)));
+  }
+}
+
+TEST_CASE("a float fit reaches the double fit's optimum within float tolerance", "[factor_analysis][float]") {
+  auto rng = latent_test::make_rng(17);
+  const Eigen::Index d = 10, k = 3, n = 4000;
+  const factor_analysis_params truth = make_params(d, k, rng);
+  const Eigen::MatrixXf xf = simulate(truth, n, rng).cast<float>();
+  const Eigen::MatrixXd x = xf.cast<double>();  // the same numbers in both precisions
+  factor_analysis start(k);
+  start.initialize(x, rng);
+  const factor_analysis_params p0 = start.params().cast<float>().cast<double>();
+
+  // Iterate both to their fixed points (past the stopping rule: see the PPCA test).
+  const auto iterate = [](auto& model, const auto& data, int iterations) {
+    for (int i = 0; i < iterations; ++i) {
+      auto s = model.zero_stats();
+      model.e_step(data, 0, data.cols(), s);
+      model.m_step(s);
+    }
+  };
+  factor_analysis fd(p0);
+  const auto fit_d = latent::em(fd, x, {.max_iterations = 5000, .tolerance = 1e-12});
+  iterate(fd, x, 1000);
+  latent::basic_factor_analysis<float> ff(p0.cast<float>());
+  // A float E-step evaluates each observation's quadratic form y^T Psi^{-1} y - u^T M^{-1} u,
+  // whose terms are up to ~10x the result here (strong loadings), with Psi^{-1}, G and M^{-1}
+  // rounded to float: the float log-likelihood carries a bias of ~10 x 6e-8 relative, ~5e-6
+  // per observation here (checked below against double at the same parameters), which changes
+  // with the parameters. So successive float objectives may fall by up to ~2 x 5e-6 per
+  // observation without a bug: the float fit uses 3e-5 per observation as its decrease
+  // tolerance and 1e-5 as its convergence tolerance.
+  const auto fit_f = latent::em(ff, xf, {.max_iterations = 5000, .tolerance = 1e-5, .decrease_tolerance = 3e-5});
+  INFO("double: " << fit_d.iterations << " iterations, float: " << fit_f.iterations
+                  << ", float's largest fall per observation " << fit_f.largest_decrease / static_cast<double>(n));
+  const double ll_at_f = factor_analysis(ff.params().cast<double>()).log_likelihood(x);
+  CHECK(ff.log_likelihood(xf) == Approx(ll_at_f).epsilon(2e-6));
+  CHECK(fit_d.converged());
+  CHECK(fit_f.converged());
+  CHECK(fit_f.decreases == 0);
+  iterate(ff, xf, 1000);
+
+  const factor_analysis_params pf = ff.params().cast<double>();
+  CHECK_THAT(implied(pf), IsApprox(implied(fd.params()), tolerance<float>::optimum));
+  CHECK_THAT(Eigen::MatrixXd(pf.mean), IsApprox(Eigen::MatrixXd(fd.params().mean), tolerance<float>::kernel, 1e-6));
+  // The same maximum of the likelihood, evaluated in double at both parameter sets.
+  const double ll_d = fd.log_likelihood(x), ll_f = factor_analysis(pf).log_likelihood(x);
+  CHECK(ll_f <= ll_d + 1e-9 * std::abs(ll_d));
+  CHECK(ll_f == Approx(ll_d).epsilon(1e-8));
+  // The float model's own log-likelihood of its fit, accumulated in double.
+  CHECK(ff.log_likelihood(xf) == Approx(ll_d).epsilon(tolerance<float>::kernel));
+
+  // Mean field in float: the same ELBO as in double, from the same start.
+  factor_analysis vd(p0);
+  latent::basic_factor_analysis<float> vf(p0.cast<float>());
+  const latent::mean_field family{.max_sweeps = 200, .tolerance = 1e-9};
+  const auto vfit_d = latent::variational_em(vd, x, family, {.max_iterations = 30, .tolerance = 0.0});
+  const auto vfit_f = latent::variational_em(vf, xf, family, {.max_iterations = 30, .tolerance = 0.0});
+  CHECK(vfit_f.objective == Approx(vfit_d.objective).epsilon(tolerance<float>::kernel));
+  CHECK_THAT(implied(vf.params().cast<double>()), IsApprox(implied(vd.params()), tolerance<float>::optimum));
 }

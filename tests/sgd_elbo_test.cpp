@@ -399,6 +399,52 @@ TEST_CASE("linear_vae: the stochastic gradient is unbiased for the exact ELBO gr
   REQUIRE(std::abs(vs.mean(0) - exact_value) <= 4.5 * vs.se(0));
 }
 
+/// Linear VAE tolerances per scalar type, relative. The float objective computes a minibatch
+/// of a few hundred products in float (relative rounding ~ sqrt(terms) x 6e-8 per sum) from
+/// parameters rounded to float; the double objective agrees with itself to ~1e-15.
+template <class T>
+constexpr double vae_tolerance = 1e-12;
+template <>
+constexpr double vae_tolerance<float> = 2e-5;
+
+TEMPLATE_TEST_CASE("linear_vae: value() equals value_and_gradient() for the same engine state, in float and double",
+                   "[linear_vae]", float, double) {
+  using T = TestType;
+  using vec = latent::vector_t<T>;
+  auto rng = latent_test::make_rng(6);
+  const Eigen::MatrixXd x = simulate_fa(6, 2, 50, rng);
+  const latent::matrix_t<T> xt = x.cast<T>();
+  const latent::basic_linear_vae<T> vae(xt, 2);
+  const vec p = random_vae_params(linear_vae(x, 2), rng).cast<T>();
+  const std::vector<Eigen::Index> batch{3, 41, 8, 19, 0, 27, 33};
+  for (const std::size_t s : {std::size_t{1}, std::size_t{4}}) {
+    std::mt19937_64 r1 = rng, r2 = rng;
+    vec g;
+    const double with_grad = vae.value_and_gradient(p, batch, s, g, r1);
+    const double value_only = vae.value(p, batch, s, r2);
+    CHECK(value_only == with_grad);
+    CHECK(r1 == r2);  // the same draws were consumed
+    CHECK(latent::estimate_value(vae, p, batch, s, r2) == latent::estimate_value(vae, p, batch, s, r1));
+
+    // Against the double objective at the same (rounded) parameters and the same noise.
+    const linear_vae ref(x, 2);
+    const Eigen::VectorXd pd = p.template cast<double>();
+    std::mt19937_64 r3 = rng;
+    Eigen::VectorXd gd;
+    const double vd = ref.value_and_gradient(pd, batch, s, gd, r3);
+    CHECK(with_grad == Approx(vd).epsilon(vae_tolerance<T>));
+    CHECK((g.template cast<double>() - gd).norm() <= vae_tolerance<T> * 10.0 * gd.norm());
+    CHECK(vae.elbo(p) == Approx(ref.elbo(pd)).epsilon(vae_tolerance<T>));
+    CHECK(vae.log_likelihood(p) == Approx(ref.log_likelihood(pd)).epsilon(vae_tolerance<T>));
+  }
+  // Float and double starting points consume the engine identically.
+  std::mt19937_64 r4 = rng, r5 = rng;
+  const vec init = vae.initial_params(r4);
+  const Eigen::VectorXd init_d = linear_vae(x, 2).initial_params(r5);
+  CHECK(r4 == r5);
+  CHECK((init.template cast<double>() - init_d).norm() <= vae_tolerance<T> * init_d.norm());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Neyman–Scott ELBO: values, gradients, exact ELBO
 

@@ -65,6 +65,14 @@ static_assert(latent::ExactElboObjective<latent::basic_neyman_scott_elbo<float>>
 static_assert(std::is_same_v<latent::objective_vector_t<latent::basic_neyman_scott_elbo<float>>, Eigen::VectorXf>);
 static_assert(std::is_same_v<latent::neyman_scott_elbo, latent::basic_neyman_scott_elbo<double>>);
 static_assert(latent::ElboObjective<const latent::linear_vae>);  // value_and_gradient is const
+// The linear VAE in float: float parameters and gradients, a value-only path in both precisions.
+static_assert(latent::ElboObjective<latent::basic_linear_vae<float>>);
+static_assert(latent::ExactElboObjective<latent::basic_linear_vae<float>, std::minstd_rand>);
+static_assert(latent::ElboValueObjective<latent::linear_vae>);
+static_assert(latent::ElboValueObjective<latent::basic_linear_vae<float>>);
+static_assert(std::is_same_v<latent::objective_vector_t<latent::basic_linear_vae<float>>, Eigen::VectorXf>);
+static_assert(std::is_same_v<latent::objective_vector_t<latent::linear_vae>, Eigen::VectorXd>);
+static_assert(!latent::ElboValueObjective<estimate_only>);
 
 // They are not EM models (no statistics, no M-step) ...
 static_assert(!latent::EMModel<latent::linear_vae>);

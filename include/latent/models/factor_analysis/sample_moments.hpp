@@ -1,0 +1,139 @@
+#pragma once
+/// @file
+/// Count, mean and covariance of a (weighted) sample: everything factor analysis needs from
+/// the data, kept in the accumulation precision (double for float and double data).
+
+#include <latent/core/error.hpp>
+#include <latent/core/observations.hpp>
+#include <latent/core/scalar.hpp>
+
+#include <Eigen/Core>
+#include <Eigen/Eigenvalues>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string_view>
+
+namespace latent {
+
+namespace detail {
+
+/// Columns per chunk of the O(N d) passes over the data: bounds their temporaries.
+inline constexpr Eigen::Index moment_chunk = 2048;
+
+/// sum_n w_n g(x_n) over the columns of `x`, in `accumulator_t<S>`: `g` maps a chunk of
+/// columns (already cast to the accumulator type) to a d x len matrix, so no N-sized
+/// temporary is formed.
+template <Scalar S, class Map>
+vector_t<accumulator_t<S>> weighted_row_sum(const basic_observations<S>& x, Map&& g) {
+  using A = accumulator_t<S>;
+  vector_t<A> out = vector_t<A>::Zero(x.dim());
+  for (Eigen::Index b = 0; b < x.size(); b += moment_chunk) {
+    const Eigen::Index len = std::min(moment_chunk, x.size() - b);
+    const matrix_t<A> v = g(x.x().middleCols(b, len).template cast<A>());
+    if (x.weighted()) out.noalias() += v * x.weights().segment(b, len).template cast<A>();
+    else out += v.rowwise().sum();
+  }
+  return out;
+}
+
+/// The weighted mean and the per-variable (ML) variances of the columns of `x`, in
+/// `accumulator_t<S>`, in two passes. `w` must be `x.total_weight()` (> 0).
+template <Scalar S>
+void weighted_mean_and_variance(const basic_observations<S>& x, accumulator_t<S> w, vector_t<accumulator_t<S>>& mean,
+                                vector_t<accumulator_t<S>>& var) {
+  using A = accumulator_t<S>;
+  mean = weighted_row_sum(x, [](const matrix_t<A>& c) -> const matrix_t<A>& { return c; }) / w;
+  var = weighted_row_sum(x, [&](const matrix_t<A>& c) { return matrix_t<A>((c.colwise() - mean).cwiseAbs2()); }) / w;
+}
+
+}  // namespace detail
+
+/// Count, mean and covariance of a (weighted) sample: everything factor analysis needs from
+/// the data. `covariance` is the maximum-likelihood one, sum_n w_n (x_n - mean)(x_n - mean)^T
+/// / count. The numbers are kept in `accumulator_t<S>` (double for float data); `S` is the
+/// scalar type of the data and of the model the moments feed.
+template <Scalar S>
+struct basic_sample_moments {
+  using scalar_type = S;
+  using accumulator_type = accumulator_t<S>;
+  using A = accumulator_type;
+
+  A count = 0;             ///< total observation weight N (> 0)
+  vector_t<A> mean;        ///< d
+  matrix_t<A> covariance;  ///< d x d, symmetric positive semi-definite
+
+  /// Moments of the columns of `x` (observations are columns), in two passes (the mean, then
+  /// the second moment about it), so no large numbers cancel. Each chunk of 2048 columns is
+  /// centred and multiplied in S and added in A. O(N d^2).
+  /// @throws invalid_argument if `x` is empty, not finite, or its weights sum to 0.
+  static basic_sample_moments from_data(const basic_observations<S>& x) {
+    constexpr std::string_view fn = "sample_moments::from_data";
+    detail::require(x.size() > 0 && x.dim() > 0, fn, "argument 'x' must have at least one row and column, got ",
+                    x.dim(), " x ", x.size());
+    detail::require_finite(x.x(), fn, "x");
+    basic_sample_moments m;
+    m.count = x.total_weight();
+    detail::require(m.count > A(0), fn, "argument 'x' must have positive total weight, got ", m.count);
+    const Eigen::Index d = x.dim(), n = x.size();
+    m.mean = detail::weighted_row_sum(x, [](const matrix_t<A>& c) -> const matrix_t<A>& { return c; }) / m.count;
+    // Centre about the mean rounded to S (exact in A), then move the moment to the mean:
+    // sum w (x - c)(x - c)^T / W = C + (mean - c)(mean - c)^T.
+    const vector_t<S> centre = m.mean.template cast<S>();
+    m.covariance = matrix_t<A>::Zero(d, d);
+    matrix_t<S> part(d, d);
+    for (Eigen::Index b = 0; b < n; b += detail::moment_chunk) {
+      const Eigen::Index len = std::min(detail::moment_chunk, n - b);
+      matrix_t<S> yc = x.x().middleCols(b, len).colwise() - centre;
+      if (x.weighted()) yc = yc * x.weights().segment(b, len).cwiseSqrt().asDiagonal();
+      part.setZero();
+      part.template selfadjointView<Eigen::Lower>().rankUpdate(yc);
+      m.covariance += part.template cast<A>();
+    }
+    m.covariance /= m.count;
+    const vector_t<A> shift = m.mean - centre.template cast<A>();
+    m.covariance.template selfadjointView<Eigen::Lower>().rankUpdate(shift, A(-1));
+    m.covariance.template triangularView<Eigen::StrictlyUpper>() = m.covariance.transpose();  // exactly symmetric
+    return m;
+  }
+
+  /// Moments from a covariance matrix and a count alone (as R's `factanal(covmat = , n.obs = )`).
+  /// `mean` may be empty (then zero). `covariance` must be the maximum-likelihood (divide by
+  /// N) covariance for likelihoods to be exact; a divide-by-(N-1) one changes them by O(1/N).
+  /// @throws invalid_argument if `covariance` is not square, finite, symmetric (to 1e-10
+  ///         relative) and positive semi-definite (smallest eigenvalue >= -100 d eps times the
+  ///         largest), if `count` is not positive and finite, or `mean` has the wrong size.
+  static basic_sample_moments from_covariance(const Eigen::Ref<const matrix_t<A>>& covariance, A count,
+                                              const Eigen::Ref<const vector_t<A>>& mean = vector_t<A>()) {
+    constexpr std::string_view fn = "sample_moments::from_covariance";
+    const Eigen::Index d = covariance.rows();
+    detail::require(d > 0 && covariance.cols() == d, fn, "argument 'covariance' must be square and non-empty, got ",
+                    covariance.rows(), " x ", covariance.cols());
+    detail::require_finite(covariance, fn, "covariance");
+    detail::require(std::isfinite(count) && count > A(0), fn, "argument 'count' must be positive and finite, got ",
+                    count);
+    detail::require(mean.size() == 0 || mean.size() == d, fn, "argument 'mean' must be empty or have ", d,
+                    " entries, got ", mean.size());
+    if (mean.size() > 0) detail::require_finite(mean, fn, "mean");
+    const A scale = covariance.cwiseAbs().maxCoeff();
+    const A asym = (covariance - covariance.transpose()).cwiseAbs().maxCoeff();
+    detail::require(asym <= A(1e-10) * scale, fn, "argument 'covariance' must be symmetric, but max |C - C^T| = ",
+                    asym, " (max |C| = ", scale, ")");
+    basic_sample_moments m;
+    m.count = count;
+    m.mean = mean.size() > 0 ? vector_t<A>(mean) : vector_t<A>::Zero(d);
+    m.covariance = A(0.5) * (covariance + covariance.transpose());
+    const Eigen::SelfAdjointEigenSolver<matrix_t<A>> es(m.covariance, Eigen::EigenvaluesOnly);
+    const A lo = es.eigenvalues()(0), hi = es.eigenvalues()(d - 1);
+    detail::require(lo >= A(-100) * static_cast<A>(d) * std::numeric_limits<A>::epsilon() * std::max(hi, A(0)), fn,
+                    "argument 'covariance' must be positive semi-definite, but its smallest eigenvalue is ", lo,
+                    " (largest ", hi, ")");
+    return m;
+  }
+};
+
+/// Double-precision moments (the common case).
+using sample_moments = basic_sample_moments<double>;
+
+}  // namespace latent
