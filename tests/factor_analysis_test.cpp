@@ -289,6 +289,42 @@ TEST_CASE("statistics merge exactly across reference points, and weights act as 
              IsApprox(latent::sample_moments::from_data(xdup).covariance, 1e-12));
 }
 
+TEST_CASE("mean field: the solver's warm-started q makes one sweep per E-step enough", "[factor_analysis][variational]") {
+  static_assert(latent::StatefulVariationalEMModel<factor_analysis, latent::mean_field>);
+  auto rng = latent_test::make_rng(81);
+  const Eigen::Index d = 10, k = 3, n = 600;
+  const Eigen::MatrixXd x = simulate(make_params(d, k, rng), n, rng);
+  factor_analysis start(k);
+  start.initialize(x, rng);
+  // One sweep per E-step: from the previous q (warm) each E-step cannot lower F, so the ELBO
+  // never falls; the fit reaches the fixed point of the fully swept E-steps.
+  factor_analysis warm = start, full = start;
+  const auto fw = latent::variational_em(warm, x, latent::mean_field{.max_sweeps = 1}, {.max_iterations = 3000, .tolerance = 1e-13});
+  const auto ff = latent::variational_em(full, x, latent::mean_field{.max_sweeps = 500, .tolerance = 1e-13},
+                                         {.max_iterations = 3000, .tolerance = 1e-13});
+  CHECK(fw.decreases == 0);
+  REQUIRE(fw.converged());
+  REQUIRE(ff.converged());
+  CHECK(fw.objective == Approx(ff.objective).epsilon(1e-9));
+  CHECK_THAT(Eigen::MatrixXd(warm.implied_covariance()), IsApprox(full.implied_covariance(), 1e-6));
+  // Cold one-sweep E-steps restart q at 0 every iteration: not coordinate ascent on F any
+  // more, they settle at another point (here about 1 nat away), not at the fixed point above.
+  factor_analysis cold = start;
+  const auto fc = latent::variational_em(cold, x, latent::mean_field{.max_sweeps = 1, .warm_start = false},
+                                         {.max_iterations = 200, .tolerance = 1e-13});
+  CHECK(std::abs(fc.objective - ff.objective) > 0.1);
+  // The state belongs to the solver and is k x N.
+  auto state = start.make_variational_state(latent::observations(x), latent::mean_field{});
+  CHECK(state.rows() == k);
+  CHECK(state.cols() == n);
+  auto s = start.zero_stats();
+  Eigen::MatrixXd wrong(k, n - 1);
+  CHECK_THROWS_WITH(start.e_step(latent::observations(x), 0, 10, s, latent::mean_field{}, wrong),
+                    Catch::Contains("'state'"));
+  CHECK_THROWS_WITH(start.e_step(latent::observations(x), 0, n + 1, s, latent::mean_field{}, state),
+                    Catch::Contains("outside"));
+}
+
 TEST_CASE("mean field: ELBO never decreases, stays below the log-likelihood, under-estimates variances",
           "[factor_analysis][variational]") {
   auto rng = latent_test::make_rng(8);

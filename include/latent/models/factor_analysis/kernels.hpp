@@ -167,8 +167,9 @@ void fa_accumulate(const fa_cache<S>& c, const basic_observations<S>& x, Eigen::
   s.sum_zz += wsum * cov;
 }
 
-/// Coordinate ascent for the mean-field q over a block y = x - mu (d x B), from m = 0. Writes
-/// the means transposed (B x k) and each column's ELBO (in A); returns the sweeps taken. The
+/// Coordinate ascent for the mean-field q over a block y = x - mu (d x B), from the means in
+/// `mt` if it holds B x k of them (a warm start), else from m = 0. Writes the means transposed
+/// (B x k) and each column's ELBO (in A); returns the sweeps taken. The
 /// stopping tolerance is at least 16 eps of S (z is in prior standard deviations), which float
 /// sweeps can resolve.
 template <Scalar S>
@@ -179,7 +180,7 @@ std::size_t fa_mean_field_block(const fa_cache<S>& c, const matrix_t<S>& y, cons
   // Work on transposes (B x k) so that one factor's means are a contiguous column.
   matrix_t<S> ut(b, k);
   ut.noalias() = y.transpose() * c.g_s;  // u_n^T = (Lambda^T Psi^{-1} y_n)^T
-  mt = matrix_t<S>::Zero(b, k);
+  if (mt.rows() != b || mt.cols() != k) mt = matrix_t<S>::Zero(b, k);
   const vector_t<S> md = c.m_s.diagonal();
   const S tolerance = std::max(static_cast<S>(family.tolerance), S(16) * std::numeric_limits<S>::epsilon());
   vector_t<S> col(b);

@@ -154,16 +154,53 @@ class basic_factor_analysis {
   /// q(z_n) = prod_j N(m_nj, s_j^2) from m = 0 until no mean moves by more than
   /// `family.tolerance` (z is in prior standard deviations; at least 16 eps of S) or
   /// `family.max_sweeps` sweeps; adds E_q[T] into `s` and returns the block's ELBO,
-  /// sum_n w_n F_n. The model keeps no q between E-steps: `family.warm_start` is ignored.
+  /// sum_n w_n F_n. This form keeps no q between E-steps; `variational_em` uses the one
+  /// below, whose q the solver keeps.
   double e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s,
                 const mean_field& family) const {
+    matrix_t<S> mt;
+    return mean_field_e_step(x, begin, end, s, family, mt);
+  }
+
+  /// The solver-owned mean-field state (`StatefulVariationalEMModel`): the k x N means m_n of
+  /// q(z_n), one column per observation, starting at 0. The variances s_j^2 = 1 / M_jj
+  /// follow from the parameters and are not state.
+  matrix_t<S> make_variational_state(const data_type& x, const mean_field&) const {
+    return matrix_t<S>::Zero(factors(), x.size());
+  }
+
+  /// Mean-field E-step over [begin, end) with the solver's state: with `family.warm_start`
+  /// the sweeps start from the means the previous E-step left in columns [begin, end) of
+  /// `state` (so the ELBO never falls from one iteration to the next, however few sweeps)
+  /// and leave the new means there; without, they start from 0 and `state` is not touched.
+  /// @throws invalid_argument if `state` is not k x N.
+  double e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s, const mean_field& family,
+                matrix_t<S>& state) const {
+    detail::require(state.rows() == factors() && state.cols() == x.size(), "factor_analysis::e_step",
+                    "argument 'state' must be ", factors(), " x ", x.size(), " (make_variational_state), got ",
+                    state.rows(), " x ", state.cols());
+    detail::require(0 <= begin && begin <= end && end <= x.size(), "factor_analysis::e_step", "block [", begin, ", ",
+                    end, ") is outside the ", x.size(), " columns of 'x'");
+    if (!family.warm_start) {
+      matrix_t<S> mt;
+      return mean_field_e_step(x, begin, end, s, family, mt);
+    }
+    matrix_t<S> mt = state.middleCols(begin, std::max<Eigen::Index>(end - begin, 0)).transpose();
+    const double elbo = mean_field_e_step(x, begin, end, s, family, mt);
+    if (end > begin) state.middleCols(begin, end - begin) = mt.transpose();
+    return elbo;
+  }
+
+ private:
+  /// The mean-field E-step from the means in `mt` (B x k, or empty for m = 0).
+  double mean_field_e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s,
+                           const mean_field& family, matrix_t<S>& mt) const {
     constexpr std::string_view fn = "factor_analysis::e_step";
     validate(family, fn);
     const Eigen::Index b = end - begin;
     check_data(x, s, fn);
     if (b <= 0) return 0.0;
     const matrix_t<S> y = x.x().middleCols(begin, b).colwise() - p_.mean;
-    matrix_t<S> mt;
     row_vector_t<accumulator_type> elbo;
     detail::fa_mean_field_block(c_, y, family, mt, elbo);
     const double total = static_cast<double>(
@@ -175,6 +212,7 @@ class basic_factor_analysis {
     return total;
   }
 
+ public:
   /// M-step, in double: Lambda, mu, Psi from the statistics (see the file comment), with the
   /// uniqueness floor, rounded to S. Leaves the parameters unchanged and throws
   /// `numerical_error` if the statistics carry no weight, the data have no variance, or the
