@@ -77,6 +77,28 @@ concept has_params_distance = requires(const M& m, const typename M::params_type
   { m.params_distance(p, p) } -> std::convertible_to<double>;
 };
 
+/// The model's compute scalar (`M::scalar_type`, double if it names none).
+template <class M>
+struct model_scalar {
+  using type = double;
+};
+template <class M>
+  requires requires { typename M::scalar_type; }
+struct model_scalar<M> {
+  using type = typename M::scalar_type;
+};
+
+/// Relative rounding of an objective computed in scalar S and accumulated in double: the
+/// double sums' own (1e3 eps of double), plus, for a scalar coarser than double, the bias of
+/// per-observation terms computed in S (a few eps of S each, moving with the parameters),
+/// with a margin: 64 eps of S.
+template <class S>
+constexpr double relative_rounding() {
+  constexpr double sums = 1e3 * std::numeric_limits<double>::epsilon();
+  if constexpr (sizeof(S) < sizeof(double)) return sums + 64.0 * static_cast<double>(std::numeric_limits<S>::epsilon());
+  else return sums;
+}
+
 /// Runs the EM-style loop.
 ///
 /// `evaluate(stats) -> double` resets nothing: it is given fresh statistics and returns the
@@ -91,6 +113,9 @@ concept has_params_distance = requires(const M& m, const typename M::params_type
 ///    scale), with `scale` the total observation weight;
 ///  - if `parameter_tolerance > 0` and the model has `params_distance`: the parameters moved by
 ///    at most `parameter_tolerance` (largest relative change) in the last M-step.
+/// For a model computing in float, "rounding" covers float's per-observation rounding
+/// (`relative_rounding`), and positive tolerances are at least 8 eps of float: finer changes
+/// are rounding noise.
 template <class M, class Evaluate, class... Cs>
 fit_result<typename M::params_type> run_em_loop(M& model, Evaluate&& evaluate, double scale,
                                                 const em_loop_options& opts, std::size_t restart,
@@ -104,6 +129,10 @@ fit_result<typename M::params_type> run_em_loop(M& model, Evaluate&& evaluate, d
   (notify_begin(callbacks), ...);
   iteration_info info;
   double previous = -std::numeric_limits<double>::infinity();
+  using S = typename model_scalar<M>::type;
+  constexpr double noise_floor = 8.0 * static_cast<double>(std::numeric_limits<S>::epsilon());
+  const double tolerance = opts.tolerance > 0.0 ? std::max(opts.tolerance, noise_floor) : 0.0;
+  const double parameter_tolerance = opts.parameter_tolerance > 0.0 ? std::max(opts.parameter_tolerance, noise_floor) : 0.0;
 
   for (std::size_t it = 0;; ++it) {
     auto stats = model.zero_stats();
@@ -126,21 +155,21 @@ fit_result<typename M::params_type> run_em_loop(M& model, Evaluate&& evaluate, d
     // How far the last M-step moved the parameters (only when the criterion is in use).
     double moved = 0.0;
     if constexpr (has_params_distance<M>)
-      if (it > 0 && opts.parameter_tolerance > 0.0)
+      if (it > 0 && parameter_tolerance > 0.0)
         moved = static_cast<double>(model.params_distance(result.params, model.params()));
     result.params = model.params();  // the last parameters with a finite objective
 
     const double change = it == 0 ? 0.0 : value - previous;
     // A fall larger than rounding in |objective| (and than the option) is a bug for exact EM.
-    const double rounding = 1e3 * std::numeric_limits<double>::epsilon() * (std::abs(value) + scale);
+    const double rounding = relative_rounding<S>() * (std::abs(value) + scale);
     if (it > 0 && change < -(rounding + opts.decrease_tolerance * scale)) {
       ++result.decreases;
       result.largest_decrease = std::max(result.largest_decrease, -change);
     }
     info = {it, value, change, elapsed(), restart};
     const bool stop = notify_all_iteration(info, callbacks...);
-    const bool flat = change >= -rounding && std::abs(change) <= opts.tolerance * std::max(std::abs(value), scale);
-    if (it > 0 && flat && moved <= opts.parameter_tolerance) {
+    const bool flat = change >= -rounding && std::abs(change) <= tolerance * std::max(std::abs(value), scale);
+    if (it > 0 && flat && moved <= parameter_tolerance) {
       result.status = fit_status::converged;
       break;
     }
