@@ -158,7 +158,7 @@ const density<S>& density_about(const cache<S>& c, const basic_gaussian_mixture_
 /// x_n - c are the rows of the column-major block at z with leading dimension ld, where c is
 /// the point `dn` was built about. `y` is group x d scratch (tied).
 template <Scalar S, class Out>
-void group_log_joint(covariance_type type, const S* z, Eigen::Index ld, Eigen::Index d, const density<S>& dn,
+inline void group_log_joint(covariance_type type, const S* z, Eigen::Index ld, Eigen::Index d, const density<S>& dn,
                      Out& lj, group_block<S>& y) {
   const Eigen::Index k_count = dn.log_const.size();
   switch (type) {

@@ -13,6 +13,9 @@
 ///
 /// The kernels are written with fixed-size Eigen arrays rather than GEMMs: with K and d small
 /// (typical of mixtures), a GEMM's packing of its operands costs more than its arithmetic.
+/// The small ones are forced inline: a group returned by value from an out-of-line call
+/// goes through memory (256 bytes) instead of staying in registers, which cost the full
+/// covariance kernel 40% when they were plain templates.
 
 #include <latent/core/scalar.hpp>
 
@@ -45,7 +48,7 @@ using group_column = Eigen::Map<const group_array<S>>;
 /// out(i, j) = x(j, n0 + i) - center(j) for i < b and every row j of x, with `out` column-major
 /// with leading dimension ld: columns of x (observations) become rows.
 template <class X, class Center, Scalar S>
-void load_rows(const X& x, const Center& center, Eigen::Index n0, Eigen::Index b, S* out, Eigen::Index ld) {
+inline void load_rows(const X& x, const Center& center, Eigen::Index n0, Eigen::Index b, S* out, Eigen::Index ld) {
   const Eigen::Index d = x.rows(), stride = x.outerStride();
   const S* const c = center.data();
   for (Eigen::Index i = 0; i < b; ++i) {
@@ -56,7 +59,7 @@ void load_rows(const X& x, const Center& center, Eigen::Index n0, Eigen::Index b
 
 /// The group's values folded onto the lanes, in a fixed order.
 template <Scalar S>
-lane_array<S> fold(const group_array<S>& v) {
+EIGEN_ALWAYS_INLINE lane_array<S> fold(const group_array<S>& v) {
   constexpr Eigen::Index l = lanes<S>;
   return (v.template segment<l>(0) + v.template segment<l>(l)) +
          (v.template segment<l>(2 * l) + v.template segment<l>(3 * l));
@@ -65,7 +68,7 @@ lane_array<S> fold(const group_array<S>& v) {
 /// acc (one lane_array) += the products a .* b of a group folded onto the lanes, written as one
 /// chain so that it compiles to four fused multiply-adds.
 template <Scalar S>
-void add_products(S* acc, const group_array<S>& a, const S* b) {
+EIGEN_ALWAYS_INLINE void add_products(S* acc, const group_array<S>& a, const S* b) {
   constexpr Eigen::Index l = lanes<S>;
   using lane_column = Eigen::Map<const lane_array<S>>;
   Eigen::Map<lane_array<S>> s(acc);
@@ -94,7 +97,7 @@ constexpr Eigen::Index moment_count(Eigen::Index d, second_moments m) {
 /// over components is outermost, so one component's partial sums stay in L1 while the chunk
 /// streams past them. (`kind` is a template argument so that the inner loop has no branch.)
 template <second_moments kind, Scalar S, class R>
-void accumulate_moments(const S* z, Eigen::Index ld, Eigen::Index bp, Eigen::Index d, const R& r,
+inline void accumulate_moments(const S* z, Eigen::Index ld, Eigen::Index bp, Eigen::Index d, const R& r,
                         lane_block<S>& moments) {
   constexpr Eigen::Index l = lanes<S>, g_size = group<S>;
   const Eigen::Index p = moment_count(d, kind);
@@ -163,7 +166,7 @@ void add_packed_symmetric(const Packed& packed, Out&& s) {
 /// Row i of L z - o_i for a group: z_n are rows [0, group) of the column-major block at z with
 /// leading dimension ld, and `row` holds the i + 1 entries of row i of the lower-triangular L.
 template <Scalar S>
-group_array<S> whiten_row(const S* z, Eigen::Index ld, Eigen::Index i, const S* row, S o_i) {
+EIGEN_ALWAYS_INLINE group_array<S> whiten_row(const S* z, Eigen::Index ld, Eigen::Index i, const S* row, S o_i) {
   group_array<S> y = group_column<S>(z) * row[0] - o_i;
   for (Eigen::Index j = 1; j <= i; ++j) y += group_column<S>(z + j * ld) * row[j];
   return y;
@@ -173,7 +176,7 @@ group_array<S> whiten_row(const S* z, Eigen::Index ld, Eigen::Index i, const S* 
 /// by rows (pack_lower_rows). Only the triangle is touched, half the flops of a dense product,
 /// and the whitened values never leave registers.
 template <Scalar S>
-group_array<S> whitened_norms(const S* z, Eigen::Index ld, Eigen::Index d, const S* tri, const S* o) {
+EIGEN_ALWAYS_INLINE group_array<S> whitened_norms(const S* z, Eigen::Index ld, Eigen::Index d, const S* tri, const S* o) {
   group_array<S> nrm = whiten_row(z, ld, 0, tri, o[0]).square();
   for (Eigen::Index i = 1; i < d; ++i) {
     tri += i;  // row i starts after rows 0..i-1 (i(i+1)/2 entries)
@@ -187,7 +190,7 @@ group_array<S> whitened_norms(const S* z, Eigen::Index ld, Eigen::Index d, const
 /// term initializes the sum: a broadcast constant would be stored in halves and reloaded
 /// whole, which stalls store forwarding.
 template <Scalar S, class Out>
-void diagonal_log_joint(const S* z, Eigen::Index ld, Eigen::Index d, const matrix_t<S>& coef,
+inline void diagonal_log_joint(const S* z, Eigen::Index ld, Eigen::Index d, const matrix_t<S>& coef,
                         const vector_t<S>& lc, Out& lj) {
   for (Eigen::Index k = 0; k < coef.rows(); ++k) {
     group_array<S> acc = group_column<S>(z) * (coef(k, 0) + coef(k, d) * group_column<S>(z)) + lc(k);
