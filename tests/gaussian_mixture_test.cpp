@@ -20,11 +20,11 @@ namespace {
 // Tolerances per scalar type (relative, Frobenius norms for matrices).
 //  - kernel: one E-step against a direct per-observation computation in double from the same
 //    (rounded) inputs. Double: rounding of a few hundred operations. Float: the log-joint of
-//    d = 33 coordinates is a sum of terms of size ~10-100 rounded at 6e-8, an absolute error
-//    ~1e-5 that moves responsibilities by as much relatively; 2e-4 leaves a margin of ~10.
-//  - fit: a float fit against the double fit from the same start, both converged to the same
-//    optimum; float statistics carry ~1e-6 relative noise, which EM's fixed point amplifies
-//    by the ill-conditioning of the likelihood surface (overlapping components).
+//    d = 33 coordinates is a sum of terms of size ~10-100 rounded at 6e-8; the largest error
+//    measured is 5.6e-6 (diagonal responsibilities, d = 33), so 3e-5 leaves a margin of ~5.
+//  - fit: a float fit against the double fit from the same start, both at the same optimum;
+//    float statistics carry ~1e-7 relative noise, which EM's fixed point amplifies by the
+//    conditioning of the likelihood (measured: 7e-6 at worst, diagonal), so 3e-5.
 template <class S>
 struct tolerance;
 template <>
@@ -33,7 +33,7 @@ struct tolerance<double> {
 };
 template <>
 struct tolerance<float> {
-  static constexpr double kernel = 2e-4, fit = 1e-4;
+  static constexpr double kernel = 3e-5, fit = 3e-5;
 };
 
 const covariance_type all_types[] = {covariance_type::full, covariance_type::diagonal,
@@ -446,21 +446,23 @@ TEST_CASE("a float fit reaches the double fit's optimum", "[gaussian_mixture][fl
   const Eigen::MatrixXf xf = x.cast<float>();
   for (covariance_type t : all_types) {
     CAPTURE(to_string(t));
-    latent::gaussian_mixture gd(3, t);
+    // Random points as starts: EM has work to do (up to ~200 iterations for diagonal).
+    latent::gaussian_mixture gd(3, t, {.init = latent::mixture_init::random_points});
     gd.initialize(x, rng);
     // The same start, rounded to float.
     latent::basic_gaussian_mixture_params<float> pf{gd.params().weights.cast<float>(), gd.params().means.cast<float>(), {}};
     for (const auto& c : gd.params().covariances) pf.covariances.push_back(c.cast<float>());
     pf.weights /= pf.weights.sum();
     latent::basic_gaussian_mixture<float> gf(pf, t);
-    const auto fd = latent::em(gd, x, {.tolerance = 1e-10});
-    // Float EM ends in a cycle of rounding (log-likelihood changes of ~1e-7 per observation):
-    // its tolerance must sit above that.
-    const auto ff = latent::em(gf, xf, {.tolerance = 1e-5});
+    const auto fd = latent::em(gd, x, {.tolerance = 1e-12});
     REQUIRE(fd.converged());
-    REQUIRE(ff.converged());
+    // Float EM ends in a cycle of rounding (log-likelihood changes of ~1e-7 per observation,
+    // below what a float log-likelihood resolves): run it for as many iterations and more
+    // instead of stopping on a change.
+    const auto ff = latent::em(gf, xf, {.max_iterations = fd.iterations + 200, .tolerance = 0.0});
+    REQUIRE(ff.status != latent::fit_status::numerical_issue);
     const double tol = tolerance<float>::fit;
-    CHECK(ff.objective == Approx(fd.objective).epsilon(1e-6));
+    CHECK(ff.objective == Approx(fd.objective).epsilon(2e-6));
     CHECK_THAT(Eigen::MatrixXd(ff.params.weights.cast<double>()), IsApprox(fd.params.weights, tol));
     CHECK_THAT(Eigen::MatrixXd(ff.params.means.cast<double>()), IsApprox(fd.params.means, tol));
     for (std::size_t k = 0; k < 3; ++k)
@@ -469,7 +471,7 @@ TEST_CASE("a float fit reaches the double fit's optimum", "[gaussian_mixture][fl
     latent::gaussian_mixture_params back{ff.params.weights.cast<double>(), ff.params.means.cast<double>(), {}};
     for (const auto& c : ff.params.covariances) back.covariances.push_back(c.cast<double>());
     back.weights /= back.weights.sum();
-    CHECK(latent::gaussian_mixture(back, t).log_likelihood(x) == Approx(fd.objective).epsilon(1e-6));
+    CHECK(latent::gaussian_mixture(back, t).log_likelihood(x) == Approx(fd.objective).epsilon(1e-8));
   }
 }
 
