@@ -454,12 +454,12 @@ TEST_CASE("a float fit reaches the double fit's optimum", "[gaussian_mixture][fl
     for (const auto& c : gd.params().covariances) pf.covariances.push_back(c.cast<float>());
     pf.weights /= pf.weights.sum();
     latent::basic_gaussian_mixture<float> gf(pf, t);
-    const auto fd = latent::em(gd, x, {.tolerance = 1e-12});
+    const auto fd = latent::em(gd, x, {.tolerance = 1e-12, .threads = 1});
     REQUIRE(fd.converged());
     // Float EM ends in a cycle of rounding (log-likelihood changes of ~1e-7 per observation,
     // below what a float log-likelihood resolves): run it for as many iterations and more
     // instead of stopping on a change.
-    const auto ff = latent::em(gf, xf, {.max_iterations = fd.iterations + 200, .tolerance = 0.0});
+    const auto ff = latent::em(gf, xf, {.max_iterations = fd.iterations + 200, .tolerance = 0.0, .threads = 1});
     REQUIRE(ff.status != latent::fit_status::numerical_issue);
     const double tol = tolerance<float>::fit;
     CHECK(ff.objective == Approx(fd.objective).epsilon(2e-6));
