@@ -10,6 +10,7 @@
 /// | params.hpp | `basic_gaussian_mixture_params<S>` |
 /// | stats.hpp | `basic_gaussian_mixture_stats<S>` (additive, in double, with a flat view) |
 /// | model.hpp | `basic_gaussian_mixture<S>`: EM contract, queries, sampling |
+/// | mstep.hpp | the M-step in double, and the checks on user parameters (detail) |
 /// | density.hpp | the log-joint's coefficients from the parameters (detail) |
 /// | estep.hpp | the E-step over a column range (detail) |
 /// | kernels.hpp | the fused per-group kernels, generic in S (detail) |

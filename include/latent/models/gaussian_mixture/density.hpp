@@ -100,7 +100,8 @@ bool build_cache(const basic_gaussian_mixture_params<S>& p, covariance_type type
     c.dn.log_const.resize(k_count);
     Eigen::VectorXd log_det(nf);
     for (Eigen::Index f = 0; f < nf; ++f) {
-      const cholesky_result ch = regularized_cholesky(p.covariances[static_cast<std::size_t>(f)].template cast<double>());
+      const cholesky_result ch =
+          regularized_cholesky(p.covariances[static_cast<std::size_t>(f)].template cast<double>());
       if (!ch.ok) return false;
       const Eigen::VectorXd pivots = ch.llt.matrixLLT().diagonal();
       for (Eigen::Index i = 0; i < d; ++i)

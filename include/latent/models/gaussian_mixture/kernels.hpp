@@ -176,7 +176,8 @@ EIGEN_ALWAYS_INLINE group_array<S> whiten_row(const S* z, Eigen::Index ld, Eigen
 /// by rows (pack_lower_rows). Only the triangle is touched, half the flops of a dense product,
 /// and the whitened values never leave registers.
 template <Scalar S>
-EIGEN_ALWAYS_INLINE group_array<S> whitened_norms(const S* z, Eigen::Index ld, Eigen::Index d, const S* tri, const S* o) {
+EIGEN_ALWAYS_INLINE group_array<S> whitened_norms(const S* z, Eigen::Index ld, Eigen::Index d, const S* tri,
+                                                  const S* o) {
   group_array<S> nrm = whiten_row(z, ld, 0, tri, o[0]).square();
   for (Eigen::Index i = 1; i < d; ++i) {
     tri += i;  // row i starts after rows 0..i-1 (i(i+1)/2 entries)

@@ -30,6 +30,7 @@
 #include <latent/models/gaussian_mixture/estep.hpp>
 #include <latent/models/gaussian_mixture/initialization.hpp>
 #include <latent/models/gaussian_mixture/kernels.hpp>
+#include <latent/models/gaussian_mixture/mstep.hpp>
 #include <latent/models/gaussian_mixture/options.hpp>
 #include <latent/models/gaussian_mixture/params.hpp>
 #include <latent/models/gaussian_mixture/stats.hpp>
@@ -111,37 +112,8 @@ class basic_gaussian_mixture {
   /// @throws invalid_argument naming the offending part.
   void set_params(const params_type& p) {
     constexpr std::string_view fn = "gaussian_mixture::set_params";
-    detail::require(p.weights.size() == k_, fn, "'weights' must have K = ", k_, " entries, got ", p.weights.size());
-    detail::require(p.means.cols() == k_ && p.means.rows() > 0, fn, "'means' must be d x K with K = ", k_,
-                    " and d > 0, got ", p.means.rows(), " x ", p.means.cols());
-    detail::require(static_cast<Eigen::Index>(p.covariances.size()) == k_, fn, "'covariances' must hold K = ", k_,
-                    " matrices, got ", p.covariances.size());
-    detail::require_finite(p.weights, fn, "weights");
-    detail::require_finite(p.means, fn, "means");
-    const double sum = p.weights.template cast<double>().sum();
-    const double sum_tolerance = std::is_same_v<S, float> ? 1e-5 : 1e-8;
-    detail::require((p.weights.array() >= S(0)).all() && std::abs(sum - 1.0) <= sum_tolerance, fn,
-                    "'weights' must be non-negative and sum to 1, got sum ", sum);
+    detail::mixture::check_params(p, k_, type_, fn);
     const Eigen::Index d = p.means.rows();
-    for (Eigen::Index k = 0; k < k_; ++k) {
-      const matrix_t<S>& s = p.covariances[static_cast<std::size_t>(k)];
-      detail::require(s.rows() == d && s.cols() == d, fn, "covariance ", k, " must be ", d, " x ", d, ", got ",
-                      s.rows(), " x ", s.cols());
-      detail::require_finite(s, fn, "covariances");
-      detail::require((s - s.transpose()).cwiseAbs().maxCoeff() <= S(1e-10) * std::max(S(1), s.cwiseAbs().maxCoeff()),
-                      fn, "covariance ", k, " must be symmetric");
-      if (type_ != covariance_type::full && type_ != covariance_type::tied) {
-        matrix_t<S> off = s;
-        off.diagonal().setZero();
-        detail::require(off.cwiseAbs().maxCoeff() == S(0), fn, "covariance ", k, " must be diagonal for the ",
-                        to_string(type_), " type");
-      }
-      if (type_ == covariance_type::spherical)
-        detail::require((s.diagonal().array() == s(0, 0)).all(), fn, "covariance ", k,
-                        " must be a multiple of the identity for the spherical type");
-      if (type_ == covariance_type::tied)
-        detail::require(s == p.covariances[0], fn, "covariance ", k, " must equal covariance 0 for the tied type");
-    }
     cache_type c;
     if (!detail::mixture::build_cache(p, type_, Eigen::MatrixXd(), detail::mixture::singular_tolerance<S>(d), c))
       detail::throw_invalid(fn, "'covariances' must be positive definite (Cholesky failed or numerically singular)");
@@ -199,78 +171,14 @@ class basic_gaussian_mixture {
   /// if the statistics hold no weight.
   void m_step(const stats_type& s) {
     require_params("gaussian_mixture::m_step");
-    const double total = static_cast<double>(s.counts.sum());
-    if (!(total > 0.0) || !std::isfinite(total))
-      throw numerical_error("gaussian_mixture::m_step: statistics carry no weight");
-    const Eigen::Index d = dim();
-    const Eigen::VectorXd counts = s.counts.template cast<double>(), center = s.center.template cast<double>();
-    Eigen::MatrixXd means = p_.means.template cast<double>();
-    std::vector<Eigen::MatrixXd> covs(static_cast<std::size_t>(k_));
-    Eigen::MatrixXd scale(d, k_);  // the size of the moments' rounding errors, per coordinate
-    const double floor_weight = opts_.min_component_weight * total;
-    Eigen::MatrixXd m(d, k_);  // component means relative to the center
-    std::vector<bool> live(static_cast<std::size_t>(k_));
-    for (Eigen::Index k = 0; k < k_; ++k) {
-      const auto kk = static_cast<std::size_t>(k);
-      covs[kk] = p_.covariances[kk].template cast<double>();
-      scale.col(k) = covs[kk].diagonal();
-      live[kk] = counts(k) > floor_weight && counts(k) > 0.0;
-      m.col(k) = live[kk] ? Eigen::VectorXd(s.sums.col(k).template cast<double>() / counts(k))
-                          : Eigen::VectorXd(means.col(k) - center);
-      if (live[kk]) means.col(k) = center + m.col(k);
-    }
-    const Eigen::MatrixXd id = Eigen::MatrixXd::Identity(d, d);
-    switch (type_) {
-      case covariance_type::full:
-        for (Eigen::Index k = 0; k < k_; ++k) {
-          if (!live[static_cast<std::size_t>(k)]) continue;
-          const Eigen::MatrixXd raw = s.scatter.middleRows(k * d, d).template cast<double>() / counts(k);
-          Eigen::MatrixXd c = raw - m.col(k) * m.col(k).transpose();
-          c = (0.5 * (c + c.transpose())).eval();  // exact symmetry for the Cholesky
-          c += opts_.reg_covar * id;
-          covs[static_cast<std::size_t>(k)] = c;
-          scale.col(k) = raw.diagonal();
-        }
-        break;
-      case covariance_type::tied: {
-        Eigen::MatrixXd c = s.scatter.template cast<double>();
-        for (Eigen::Index k = 0; k < k_; ++k) c -= counts(k) * m.col(k) * m.col(k).transpose();
-        c /= total;
-        c = (0.5 * (c + c.transpose())).eval();
-        c += opts_.reg_covar * id;
-        for (auto& ck : covs) ck = c;
-        scale.colwise() = (s.scatter.diagonal().template cast<double>() / total).eval();
-        break;
-      }
-      case covariance_type::diagonal:
-      case covariance_type::spherical:
-        for (Eigen::Index k = 0; k < k_; ++k) {
-          if (!live[static_cast<std::size_t>(k)]) continue;
-          const Eigen::VectorXd raw = s.diagonal_scatter.col(k).template cast<double>() / counts(k);
-          Eigen::VectorXd v = raw - m.col(k).array().square().matrix();
-          v.array() = v.array().max(0.0);  // rounding can make a tiny variance negative
-          scale.col(k) = raw;
-          if (type_ == covariance_type::spherical) {
-            v.setConstant(v.mean());
-            scale.col(k).setConstant(raw.mean());
-          }
-          v.array() += opts_.reg_covar;
-          covs[static_cast<std::size_t>(k)] = v.asDiagonal();
-        }
-        break;
-    }
-    params_type p;
-    p.weights = (counts / total).template cast<S>();
-    p.means = means.template cast<S>();
-    p.covariances.reserve(covs.size());
-    for (const auto& c : covs) p.covariances.push_back(c.template cast<S>());
+    auto next = detail::mixture::maximize(s, p_, type_, opts_);
     cache_type c;
-    if (!p.weights.allFinite() || !p.means.allFinite() ||
-        !detail::mixture::build_cache(p, type_, scale, detail::mixture::singular_tolerance<S>(d), c))
+    if (!next.params.weights.allFinite() || !next.params.means.allFinite() ||
+        !detail::mixture::build_cache(next.params, type_, next.scale, detail::mixture::singular_tolerance<S>(dim()), c))
       throw numerical_error(
           "gaussian_mixture::m_step: a covariance is not positive definite or is numerically singular "
           "(increase reg_covar)");
-    p_ = std::move(p);
+    p_ = std::move(next.params);
     c_ = std::move(c);
   }
 
