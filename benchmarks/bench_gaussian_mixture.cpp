@@ -1,5 +1,7 @@
-// One EM iteration (E-step + M-step) of a Gaussian mixture: N = 200000, d = 16, K = 8.
-// Arguments: covariance type (0 full, 1 diagonal, 2 spherical, 3 tied) and threads.
+// One EM iteration (E-step + M-step) of a Gaussian mixture: N = 200000, d = 16, K = 8, in
+// double (BM_GaussianMixtureEMIteration) and in float on the same data rounded to float
+// (BM_GaussianMixtureEMIterationFloat). Arguments: covariance type (0 full, 1 diagonal,
+// 2 spherical, 3 tied) and threads.
 #include <latent/models/gaussian_mixture.hpp>
 #include <latent/solvers/em.hpp>
 
@@ -22,18 +24,19 @@ Eigen::MatrixXd mixture_data(Eigen::Index d, Eigen::Index n, Eigen::Index k, std
   return x;
 }
 
-void BM_GaussianMixtureEMIteration(benchmark::State& state) {
+template <class S>
+void em_iteration(benchmark::State& state) {
   const auto type = static_cast<latent::covariance_type>(state.range(0));
   const int threads = static_cast<int>(state.range(1));
   const Eigen::Index n = 200000, d = 16, k = 8;
-  const Eigen::MatrixXd x = mixture_data(d, n, k, 42);
+  const latent::matrix_t<S> x = mixture_data(d, n, k, 42).cast<S>();
   std::mt19937_64 rng(7);
-  latent::gaussian_mixture gmm(k, type);
+  latent::basic_gaussian_mixture<S> gmm(k, type);
   gmm.initialize(x, rng);
   const latent::parallel_options par{threads, 1024};
   for (auto _ : state) {
     auto stats = gmm.zero_stats();
-    const double ll = latent::e_step(gmm, latent::observations(x), stats, par);
+    const double ll = latent::e_step(gmm, latent::basic_observations<S>(x), stats, par);
     gmm.m_step(stats);
     benchmark::DoNotOptimize(ll);
   }
@@ -55,9 +58,17 @@ void BM_GaussianMixtureEMIteration(benchmark::State& state) {
                                                benchmark::Counter::kIs1000);
 }
 
+void BM_GaussianMixtureEMIteration(benchmark::State& state) { em_iteration<double>(state); }
+void BM_GaussianMixtureEMIterationFloat(benchmark::State& state) { em_iteration<float>(state); }
+
 }  // namespace
 
 BENCHMARK(BM_GaussianMixtureEMIteration)
+    ->ArgsProduct({{0, 1, 2, 3}, {1, 2}})
+    ->ArgNames({"cov", "threads"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_GaussianMixtureEMIterationFloat)
     ->ArgsProduct({{0, 1, 2, 3}, {1, 2}})
     ->ArgNames({"cov", "threads"})
     ->Unit(benchmark::kMillisecond)

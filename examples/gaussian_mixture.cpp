@@ -50,7 +50,7 @@ void old_faithful() {
   }
   const auto& p = best.params();
   std::printf("\nChosen: K = %ld, %s covariance (BIC %.2f, log-likelihood %.4f)\n", static_cast<long>(best.components()),
-              std::string(to_string(best.covariance())).c_str(), best_bic, best.log_likelihood(x));
+              std::string(to_string(best.covariance_kind())).c_str(), best_bic, best.log_likelihood(x));
   for (Eigen::Index k = 0; k < best.components(); ++k) {
     const Eigen::MatrixXd& c = p.covariances[static_cast<std::size_t>(k)];
     const Eigen::Vector2d m = mean + sd.cwiseProduct(p.means.col(k));
@@ -77,7 +77,7 @@ void simulated() {
     truth.covariances.push_back(a * a.transpose());
   }
   const latent::gaussian_mixture generator(truth);
-  const auto [x, component] = generator.sample(n, rng);
+  const auto [x, component] = generator.sample_joint(n, rng);
 
   latent::gaussian_mixture gmm(k, latent::covariance_type::full);
   const auto start = std::chrono::steady_clock::now();

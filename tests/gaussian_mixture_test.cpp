@@ -1,5 +1,8 @@
-// Gaussian mixture: closed forms, EM invariants, recovery, thread invariance, bad input.
+// Gaussian mixture: closed forms, EM invariants, recovery, thread invariance, bad input, in
+// double and (where the kernels or a fit are worth checking twice) in float.
 #include <latent/core/callbacks.hpp>
+#include <latent/core/gaussian.hpp>
+#include <latent/core/statistics.hpp>
 #include <latent/models/gaussian_mixture.hpp>
 #include <latent/solvers/em.hpp>
 
@@ -13,6 +16,25 @@ using latent_test::IsApprox;
 using latent_test::make_rng;
 
 namespace {
+
+// Tolerances per scalar type (relative, Frobenius norms for matrices).
+//  - kernel: one E-step against a direct per-observation computation in double from the same
+//    (rounded) inputs. Double: rounding of a few hundred operations. Float: the log-joint of
+//    d = 33 coordinates is a sum of terms of size ~10-100 rounded at 6e-8; the largest error
+//    measured is 5.6e-6 (diagonal responsibilities, d = 33), so 3e-5 leaves a margin of ~5.
+//  - fit: a float fit against the double fit from the same start, both at the same optimum;
+//    float statistics carry ~1e-7 relative noise, which EM's fixed point amplifies by the
+//    conditioning of the likelihood (measured: 7e-6 at worst, diagonal), so 3e-5.
+template <class S>
+struct tolerance;
+template <>
+struct tolerance<double> {
+  static constexpr double kernel = 1e-13, fit = 1e-9;
+};
+template <>
+struct tolerance<float> {
+  static constexpr double kernel = 3e-5, fit = 3e-5;
+};
 
 const covariance_type all_types[] = {covariance_type::full, covariance_type::diagonal,
                                      covariance_type::spherical, covariance_type::tied};
@@ -88,32 +110,40 @@ TEST_CASE("one component with weights equals repeated columns", "[gaussian_mixtu
   }
 }
 
-TEST_CASE("E-step statistics equal a direct per-observation computation", "[gaussian_mixture][kernel]") {
-  // The E-step kernels work on groups of 32 observations with lane-wise partial sums; N = 77
-  // leaves a partial group, d = 1, 5 and 33 are not multiples of anything the kernels use
-  // (33 is more coordinates than a group has rows), the weights are arbitrary and the statistics are taken about a point away from the
-  // model's own center.
+TEMPLATE_TEST_CASE("E-step statistics equal a direct per-observation computation", "[gaussian_mixture][kernel]", float,
+                   double) {
+  using S = TestType;
+  const double tol = tolerance<S>::kernel;
+  // The E-step kernels work on groups of 32 observations (64 in float) with lane-wise partial
+  // sums; N = 77 leaves a partial group, d = 1, 5 and 33 are not multiples of anything the
+  // kernels use (33 is more coordinates than a double group has rows), the weights are
+  // arbitrary and the statistics are taken about a point away from the model's own center
+  // (which float cannot represent: the E-step sums about its rounding and shifts exactly).
   auto rng = make_rng(13);
   for (Eigen::Index d : {1, 5, 33}) {
     const Eigen::Index n = 77, k = 3;
-    const Eigen::MatrixXd x = 2.0 * latent::standard_normal(d, n, rng);
+    // The data and parameters are rounded to S; the direct computation is in double from them.
+    const Eigen::MatrixXd x = (2.0 * latent::standard_normal(d, n, rng)).template cast<S>().template cast<double>();
     std::uniform_real_distribution<double> unif(0.5, 2.5);
     Eigen::VectorXd w(n);
-    for (Eigen::Index i = 0; i < n; ++i) w(i) = unif(rng);
+    for (Eigen::Index i = 0; i < n; ++i) w(i) = static_cast<S>(unif(rng));
     for (covariance_type t : all_types) {
       CAPTURE(d, to_string(t));
       latent::gaussian_mixture_params p;
       p.weights = Eigen::Vector3d(0.2, 0.5, 0.3);
-      p.means = latent::standard_normal(d, k, rng);
+      p.means = latent::standard_normal(d, k, rng).template cast<S>().template cast<double>();
       for (Eigen::Index c = 0; c < k; ++c) {
         const Eigen::MatrixXd a = latent::standard_normal(d, d, rng);
         Eigen::MatrixXd cov = a * a.transpose() + 0.5 * Eigen::MatrixXd::Identity(d, d);
         if (t == covariance_type::diagonal) cov = Eigen::MatrixXd(cov.diagonal().asDiagonal());
         if (t == covariance_type::spherical) cov = (0.5 + double(c)) * Eigen::MatrixXd::Identity(d, d);
         if (t == covariance_type::tied && c > 0) cov = p.covariances[0];
-        p.covariances.push_back(cov);
+        p.covariances.push_back(cov.template cast<S>().template cast<double>());
       }
-      latent::gaussian_mixture gmm(p, t);
+      latent::basic_gaussian_mixture_params<S> ps{p.weights.cast<S>(), p.means.cast<S>(), {}};
+      for (const auto& c : p.covariances) ps.covariances.push_back(c.cast<S>());
+      p.weights = ps.weights.template cast<double>();
+      latent::basic_gaussian_mixture<S> gmm(ps, t);
       // Direct: log pi_k + log N(x_n | mu_k, Sigma_k) by the independent block density.
       Eigen::MatrixXd lj(k, n);
       for (Eigen::Index c = 0; c < k; ++c) {
@@ -139,25 +169,27 @@ TEST_CASE("E-step statistics equal a direct per-observation computation", "[gaus
       }
       auto s = gmm.zero_stats();
       s.center = center;
-      const double got = gmm.e_step(latent::observations(x, w), 0, n, s);
-      CHECK(got == Approx(ll).epsilon(1e-13));
-      CHECK_THAT(Eigen::MatrixXd(s.counts), IsApprox(counts, 1e-13));
-      CHECK_THAT(s.sums, IsApprox(sums, 1e-13));
+      const Eigen::Matrix<S, -1, -1> xs = x.cast<S>();
+      const Eigen::Matrix<S, -1, 1> ws = w.cast<S>();
+      const double got = gmm.e_step(latent::basic_observations<S>(xs, ws), 0, n, s);
+      CHECK(got == Approx(ll).epsilon(tol));
+      CHECK_THAT(Eigen::MatrixXd(s.counts), IsApprox(counts, tol));
+      CHECK_THAT(s.sums, IsApprox(sums, tol));
       for (Eigen::Index c = 0; c < k; ++c) {
         const Eigen::MatrixXd& sc = scatter[std::size_t(c)];
-        if (t == covariance_type::full) CHECK_THAT(Eigen::MatrixXd(s.scatter.middleRows(c * d, d)), IsApprox(sc, 1e-13));
+        if (t == covariance_type::full) CHECK_THAT(Eigen::MatrixXd(s.scatter.middleRows(c * d, d)), IsApprox(sc, tol));
         if (t == covariance_type::diagonal || t == covariance_type::spherical)
-          CHECK_THAT(Eigen::MatrixXd(s.diagonal_scatter.col(c)), IsApprox(sc.diagonal(), 1e-13));
+          CHECK_THAT(Eigen::MatrixXd(s.diagonal_scatter.col(c)), IsApprox(sc.diagonal(), tol));
       }
       if (t == covariance_type::tied) {
         Eigen::MatrixXd total = Eigen::MatrixXd::Zero(d, d);
         for (const auto& sc : scatter) total += sc;
-        CHECK_THAT(s.scatter, IsApprox(total, 1e-13));
+        CHECK_THAT(s.scatter, IsApprox(total, tol));
       }
       // The responsibilities query runs the same density kernels on the columns.
       Eigen::MatrixXd r_direct(k, n);
       for (Eigen::Index i = 0; i < n; ++i) r_direct.col(i) = (lj.col(i).array() - latent::log_sum_exp(lj.col(i))).exp();
-      CHECK_THAT(gmm.responsibilities(x), IsApprox(r_direct, 1e-13));
+      CHECK_THAT(Eigen::MatrixXd(gmm.responsibilities(xs).template cast<double>()), IsApprox(r_direct, tol));
     }
   }
 }
@@ -264,7 +296,7 @@ TEST_CASE("queries: sampling, BIC and AIC", "[gaussian_mixture][queries]") {
                                     {(Eigen::Matrix2d() << 1, 0.5, 0.5, 2).finished(), Eigen::Matrix2d::Identity() * 0.5}};
   latent::gaussian_mixture truth(p);
   const Eigen::Index n = 20000;
-  const auto [x, comp] = truth.sample(n, rng);
+  const auto [x, comp] = truth.sample_joint(n, rng);
   // Component frequencies: binomial standard error.
   const double frac = (comp.array() == 0).cast<double>().mean();
   CHECK(std::abs(frac - 0.3) <= 5.0 * std::sqrt(0.3 * 0.7 / n));
@@ -279,7 +311,10 @@ TEST_CASE("queries: sampling, BIC and AIC", "[gaussian_mixture][queries]") {
   CHECK(std::abs(c0(1, 1) - 2.0) <= 5.0 * 2.0 * std::sqrt(2.0 / double(x0.cols())));
   CHECK(std::abs(m0(0) + 2.0) <= 5.0 * std::sqrt(1.0 / double(x0.cols())));
 
-  CHECK(truth.num_parameters() == 1 + 4 + 6);
+  CHECK(truth.num_free_parameters() == 1 + 4 + 6);
+  // sample(n, rng) draws the same observations as sample_joint, without the labels.
+  auto r1 = make_rng(52), r2 = make_rng(52);
+  CHECK(truth.sample(7, r1) == truth.sample_joint(7, r2).x);
   const double ll = truth.log_likelihood(x);
   CHECK(truth.bic(x) == Approx(-2 * ll + 11 * std::log(double(n))).epsilon(1e-14));
   CHECK(truth.aic(x) == Approx(-2 * ll + 22).epsilon(1e-14));
@@ -372,4 +407,125 @@ TEST_CASE("bad input gives invalid_argument", "[gaussian_mixture][errors]") {
   p = before;
   p.covariances[0] << 1, 0.1, 0.1, 1;
   CHECK_THROWS_WITH(diag.set_params(p), Catch::Contains("diagonal"));
+}
+
+TEST_CASE("the statistics' flat view is additive and scalable", "[gaussian_mixture][stats]") {
+  auto rng = make_rng(42);
+  const Eigen::MatrixXd x = three_clusters(100, rng);
+  for (covariance_type t : all_types) {
+    CAPTURE(to_string(t));
+    latent::gaussian_mixture gmm(3, t);
+    gmm.initialize(x, rng);
+    auto a = gmm.zero_stats(), b = gmm.zero_stats();
+    gmm.e_step(x, 0, 120, a);
+    gmm.e_step(x, 120, x.cols(), b);
+    const std::vector<double> fa = latent::to_flat(a), fb = latent::to_flat(b);
+    const std::size_t d = 3, k = 3;
+    const std::size_t second = t == covariance_type::full ? k * d * d : t == covariance_type::tied ? d * d : d * k;
+    REQUIRE(fa.size() == k + d * k + second);
+    auto sum = a;
+    sum += b;
+    const std::vector<double> fs = latent::to_flat(sum);
+    for (std::size_t i = 0; i < fs.size(); ++i) REQUIRE(fs[i] == fa[i] + fb[i]);
+    auto scaled = a;
+    scaled *= 0.3;
+    const std::vector<double> fw = latent::to_flat(scaled);
+    for (std::size_t i = 0; i < fw.size(); ++i) REQUIRE(fw[i] == 0.3 * fa[i]);
+    // from_flat restores the numbers and keeps the structure (center, type).
+    auto back = gmm.zero_stats();
+    latent::from_flat(back, fa);
+    CHECK(latent::to_flat(back) == fa);
+    CHECK(back.center == a.center);
+    gmm.m_step(back);
+  }
+}
+
+TEST_CASE("a float fit reaches the double fit's optimum", "[gaussian_mixture][float]") {
+  auto rng = make_rng(81);
+  const Eigen::MatrixXd x = three_clusters(1500, rng);
+  const Eigen::MatrixXf xf = x.cast<float>();
+  for (covariance_type t : all_types) {
+    CAPTURE(to_string(t));
+    // Random points as starts: EM has work to do (up to ~200 iterations for diagonal).
+    latent::gaussian_mixture gd(3, t, {.init = latent::mixture_init::random_points});
+    gd.initialize(x, rng);
+    // The same start, rounded to float.
+    latent::basic_gaussian_mixture_params<float> pf{gd.params().weights.cast<float>(), gd.params().means.cast<float>(), {}};
+    for (const auto& c : gd.params().covariances) pf.covariances.push_back(c.cast<float>());
+    pf.weights /= pf.weights.sum();
+    latent::basic_gaussian_mixture<float> gf(pf, t);
+    const auto fd = latent::em(gd, x, {.tolerance = 1e-12, .threads = 1});
+    REQUIRE(fd.converged());
+    // Float EM ends in a cycle of rounding (log-likelihood changes of ~1e-7 per observation,
+    // below what a float log-likelihood resolves): run it for as many iterations and more
+    // instead of stopping on a change.
+    const auto ff = latent::em(gf, xf, {.max_iterations = fd.iterations + 200, .tolerance = 0.0, .threads = 1});
+    REQUIRE(ff.status != latent::fit_status::numerical_issue);
+    const double tol = tolerance<float>::fit;
+    CHECK(ff.objective == Approx(fd.objective).epsilon(2e-6));
+    CHECK_THAT(Eigen::MatrixXd(ff.params.weights.cast<double>()), IsApprox(fd.params.weights, tol));
+    CHECK_THAT(Eigen::MatrixXd(ff.params.means.cast<double>()), IsApprox(fd.params.means, tol));
+    for (std::size_t k = 0; k < 3; ++k)
+      CHECK_THAT(Eigen::MatrixXd(ff.params.covariances[k].cast<double>()), IsApprox(fd.params.covariances[k], tol));
+    // The float model's log-likelihood at its optimum, evaluated in double, matches too.
+    latent::gaussian_mixture_params back{ff.params.weights.cast<double>(), ff.params.means.cast<double>(), {}};
+    for (const auto& c : ff.params.covariances) back.covariances.push_back(c.cast<double>());
+    back.weights /= back.weights.sum();
+    CHECK(latent::gaussian_mixture(back, t).log_likelihood(x) == Approx(fd.objective).epsilon(1e-8));
+  }
+}
+
+TEST_CASE("a component collapsing onto d points without reg_covar is a numerical issue", "[gaussian_mixture][empty]") {
+  // Statistics of a component that holds exactly 4 points in 4-d (a rank-3 scatter) with
+  // reg_covar = 0: its covariance factors, if at all, only by rounding, and its
+  // log-likelihood would be finite but meaningless (unbounded in exact arithmetic). The M-step
+  // must throw numerical_error, as scikit-learn raises when its Cholesky fails.
+  auto rng = make_rng(91);
+  const Eigen::MatrixXd x = latent::standard_normal(4, 30, rng);
+  latent::gaussian_mixture gmm(2, covariance_type::full, {.reg_covar = 0.0});
+  gmm.initialize(x, rng);
+  for (int trial = 0; trial < 20; ++trial) {
+    CAPTURE(trial);
+    const Eigen::MatrixXd four = latent::standard_normal(4, 4, rng);
+    auto s = gmm.zero_stats();
+    const Eigen::MatrixXd z = four.colwise() - s.center;
+    s.counts << 4.0, 26.0;
+    s.sums.col(0) = z.rowwise().sum();
+    s.scatter.topRows(4) = z * z.transpose();
+    // Component 1: the remaining points, an ordinary full-rank scatter.
+    const Eigen::MatrixXd rest = x.rightCols(26).colwise() - s.center;
+    s.sums.col(1) = rest.rowwise().sum();
+    s.scatter.bottomRows(4) = rest * rest.transpose();
+    const auto before = gmm.params();
+    CHECK_THROWS_AS(gmm.m_step(s), latent::numerical_error);
+    CHECK(gmm.params().means == before.means);
+    // Five points span all four dimensions: the same M-step succeeds.
+    const Eigen::MatrixXd five = latent::standard_normal(4, 5, rng).colwise() + s.center;
+    const Eigen::MatrixXd z5 = five.colwise() - s.center;
+    s.counts(0) = 5.0;
+    s.sums.col(0) = z5.rowwise().sum();
+    s.scatter.topRows(4) = z5 * z5.transpose();
+    CHECK_NOTHROW(gmm.m_step(s));
+  }
+  // In EM from random starts, every start either stays away from a collapse or ends with
+  // numerical_issue: none converges to an inflated log-likelihood.
+  for (int r = 0; r < 10; ++r) {
+    latent::gaussian_mixture g3(3, covariance_type::full, {.reg_covar = 0.0});
+    try {
+      g3.initialize(x, rng);
+    } catch (const latent::numerical_error&) {
+      continue;  // a start that collapses at once
+    }
+    const auto fit = latent::em(g3, x);
+    if (fit.status == latent::fit_status::numerical_issue) {
+      CHECK_THAT(fit.message, Catch::Contains("numerically singular"));
+      continue;
+    }
+    CAPTURE(r, fit.objective);
+    for (const auto& c : fit.params.covariances) {
+      const Eigen::LLT<Eigen::MatrixXd> llt(c);
+      const Eigen::ArrayXd ratio = llt.matrixLLT().diagonal().array().square() / c.diagonal().array();
+      CHECK(ratio.minCoeff() > 1e-8);  // every conditional variance a fair share of its marginal one
+    }
+  }
 }

@@ -1,0 +1,78 @@
+#pragma once
+/// @file
+/// Starting centers for a Gaussian mixture: k-means++ seeding with Lloyd iterations, or K
+/// distinct random observations (internal; `basic_gaussian_mixture::initialize` turns them
+/// into parameters by one M-step from hard labels).
+
+#include <latent/core/error.hpp>
+#include <latent/core/observations.hpp>
+#include <latent/core/random.hpp>
+#include <latent/core/scalar.hpp>
+#include <latent/models/gaussian_mixture/options.hpp>
+
+#include <Eigen/Core>
+
+#include <random>
+#include <string_view>
+
+namespace latent::detail::mixture {
+
+/// The index of the nearest center (column of `centers`) for every column of x.
+template <class X, class Centers>
+Eigen::VectorXi nearest(const X& x, const Centers& centers) {
+  using S = typename X::Scalar;
+  // ||x - m||^2 = ||x||^2 - 2 m^T x + ||m||^2; the first term does not change the argmin.
+  const matrix_t<S> score =
+      (S(-2) * centers.transpose() * x).colwise() + centers.colwise().squaredNorm().transpose();
+  Eigen::VectorXi lab(x.cols());
+  for (Eigen::Index n = 0; n < x.cols(); ++n) score.col(n).minCoeff(&lab(n));
+  return lab;
+}
+
+/// K starting centers (d x K) drawn from the observations as `opts.init` says; weights are
+/// the observations' weights (draws proportional to them, weighted Lloyd means).
+template <Scalar S, std::uniform_random_bit_generator Rng>
+matrix_t<S> initial_centers(const basic_observations<S>& x, Eigen::Index k_count, const gaussian_mixture_options& opts,
+                            Rng& rng, std::string_view fn) {
+  const Eigen::Index d = x.dim(), n = x.size();
+  const auto& xm = x.x();
+  matrix_t<S> centers(d, k_count);
+  Eigen::VectorXd w(n);
+  for (Eigen::Index i = 0; i < n; ++i) w(i) = static_cast<double>(x.weight(i));
+  if (opts.init == mixture_init::random_points) {
+    // K distinct columns with positive weight, drawn proportionally to the weights.
+    require((w.array() > 0.0).count() >= k_count, fn, "need at least K observations with positive weight");
+    for (Eigen::Index k = 0; k < k_count; ++k) {
+      const Eigen::Index i = sample_categorical(w, rng);
+      centers.col(k) = xm.col(i);
+      w(i) = 0.0;
+    }
+    return centers;
+  }
+  // k-means++: each new center drawn with probability proportional to w_n D(x_n)^2.
+  centers.col(0) = xm.col(sample_categorical(w, rng));
+  Eigen::VectorXd d2 = (xm.colwise() - centers.col(0)).colwise().squaredNorm().transpose().template cast<double>();
+  for (Eigen::Index k = 1; k < k_count; ++k) {
+    const Eigen::VectorXd p = d2.cwiseProduct(w);
+    // All remaining mass on existing centers (duplicated points): fall back to the weights.
+    const Eigen::Index i = p.sum() > 0.0 ? sample_categorical(p, rng) : sample_categorical(w, rng);
+    centers.col(k) = xm.col(i);
+    d2 = d2.cwiseMin((xm.colwise() - centers.col(k)).colwise().squaredNorm().transpose().template cast<double>());
+  }
+  for (std::size_t it = 0; it < opts.kmeans_iterations; ++it) {
+    // Weighted sums per cluster by one pass over the columns (O(N d); a dense K x N one-hot
+    // product would cost K times more), in double.
+    const Eigen::VectorXi lab = nearest(xm, centers);
+    Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(d, k_count);
+    Eigen::VectorXd cnt = Eigen::VectorXd::Zero(k_count);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      sum.col(lab(i)) += w(i) * xm.col(i).template cast<double>();
+      cnt(lab(i)) += w(i);
+    }
+    for (Eigen::Index k = 0; k < k_count; ++k)
+      if (cnt(k) > 0.0) centers.col(k) = (sum.col(k) / cnt(k)).template cast<S>();  // an empty cluster keeps its center
+  }
+  return centers;
+}
+
+}  // namespace latent::detail::mixture
