@@ -52,3 +52,12 @@ template <class M>
 concept em_callable = requires(M& m, const latent::observations& x) { latent::em(m, x); };
 static_assert(em_callable<latent::gaussian_mixture>);
 static_assert(!em_callable<not_a_model>);
+
+// Weighted data are an opt-in the solvers check: the shipped models that read weights say so.
+#include <latent/models/factor_analysis.hpp>
+#include <latent/models/neyman_scott.hpp>
+#include <latent/solvers/detail/em_driver.hpp>
+static_assert(latent::detail::model_supports_weights<latent::gaussian_mixture>);
+static_assert(latent::detail::model_supports_weights<latent::basic_gaussian_mixture<float>>);
+static_assert(latent::detail::model_supports_weights<latent::factor_analysis>);
+static_assert(latent::detail::model_supports_weights<latent::neyman_scott>);

@@ -52,6 +52,8 @@ class basic_factor_analysis {
   using scalar_type = S;
   using accumulator_type = accumulator_t<S>;
   using data_type = basic_observations<S>;
+  /// The E-step reads observation weights (`x.weight(n)`), so the solvers accept weighted data.
+  static constexpr bool supports_weights = true;
   using params_type = basic_factor_analysis_params<S>;
   using stats_type = basic_factor_analysis_stats<S>;
   using moments_type = basic_sample_moments<S>;

@@ -71,6 +71,8 @@ class basic_gaussian_mixture {
   using scalar_type = S;
   using accumulator_type = accumulator_t<S>;
   using data_type = basic_observations<S>;
+  /// The E-step reads observation weights (`x.weight(n)`), so the solvers accept weighted data.
+  static constexpr bool supports_weights = true;
   using params_type = basic_gaussian_mixture_params<S>;
   using stats_type = basic_gaussian_mixture_stats<S>;
   using sample_type = basic_gaussian_mixture_sample<S>;

@@ -46,6 +46,8 @@ class basic_neyman_scott {
  public:
   using scalar_type = S;
   using data_type = basic_observations<S>;
+  /// The E-step reads observation weights (`x.weight(n)`), so the solvers accept weighted data.
+  static constexpr bool supports_weights = true;
   using stats_type = basic_neyman_scott_stats<S>;
   using params_type = basic_neyman_scott_params<S>;
   using posterior_type = basic_neyman_scott_posterior<S>;

@@ -114,7 +114,7 @@ constexpr double relative_rounding() {
 ///  - if `parameter_tolerance > 0` and the model has `params_distance`: the parameters moved by
 ///    at most `parameter_tolerance` (largest relative change) in the last M-step.
 /// For a model computing in float, "rounding" covers float's per-observation rounding
-/// (`relative_rounding`), and positive tolerances are at least 8 eps of float: finer changes
+/// (`relative_rounding`), and positive tolerances are at least the epsilon of S: finer changes
 /// are rounding noise.
 template <class M, class Evaluate, class... Cs>
 fit_result<typename M::params_type> run_em_loop(M& model, Evaluate&& evaluate, double scale,
@@ -130,7 +130,7 @@ fit_result<typename M::params_type> run_em_loop(M& model, Evaluate&& evaluate, d
   iteration_info info;
   double previous = -std::numeric_limits<double>::infinity();
   using S = typename model_scalar<M>::type;
-  constexpr double noise_floor = 8.0 * static_cast<double>(std::numeric_limits<S>::epsilon());
+  constexpr double noise_floor = static_cast<double>(std::numeric_limits<S>::epsilon());
   const double tolerance = opts.tolerance > 0.0 ? std::max(opts.tolerance, noise_floor) : 0.0;
   const double parameter_tolerance = opts.parameter_tolerance > 0.0 ? std::max(opts.parameter_tolerance, noise_floor) : 0.0;
 
