@@ -78,16 +78,7 @@ inline void require_minibatch(minibatch batch, Eigen::Index n, std::size_t num_s
 
 /// The scalar type of an objective's parameters: `F::scalar_type`, or double if F names none.
 template <class F>
-struct objective_scalar {
-  using type = double;
-};
-template <class F>
-  requires requires { typename F::scalar_type; }
-struct objective_scalar<F> {
-  using type = typename F::scalar_type;
-};
-template <class F>
-using objective_scalar_t = typename objective_scalar<F>::type;
+using objective_scalar_t = scalar_of_t<F>;
 /// The flat parameter vector of an objective.
 template <class F>
 using objective_vector_t = vector_t<objective_scalar_t<F>>;

@@ -47,4 +47,18 @@ using matrix_t = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
 template <Scalar S>
 using array_t = Eigen::Array<S, Eigen::Dynamic, 1>;
 
+/// The scalar type a model, objective or optimizer computes in: `T::scalar_type`, or double
+/// for a type that names none (first-edition and user types).
+template <class T>
+struct scalar_of {
+  using type = double;
+};
+template <class T>
+  requires requires { typename T::scalar_type; }
+struct scalar_of<T> {
+  using type = typename T::scalar_type;
+};
+template <class T>
+using scalar_of_t = typename scalar_of<T>::type;
+
 }  // namespace latent

@@ -6,6 +6,7 @@
 #include <latent/core/callbacks.hpp>
 #include <latent/core/error.hpp>
 #include <latent/core/fit_result.hpp>
+#include <latent/core/scalar.hpp>
 #include <latent/core/executor.hpp>
 
 #include <chrono>
@@ -77,17 +78,6 @@ concept has_params_distance = requires(const M& m, const typename M::params_type
   { m.params_distance(p, p) } -> std::convertible_to<double>;
 };
 
-/// The model's compute scalar (`M::scalar_type`, double if it names none).
-template <class M>
-struct model_scalar {
-  using type = double;
-};
-template <class M>
-  requires requires { typename M::scalar_type; }
-struct model_scalar<M> {
-  using type = typename M::scalar_type;
-};
-
 /// Relative rounding of an objective computed in scalar S and accumulated in double: the
 /// double sums' own (1e3 eps of double), plus, for a scalar coarser than double, the bias of
 /// per-observation terms computed in S (a few eps of S each, moving with the parameters),
@@ -129,7 +119,7 @@ fit_result<typename M::params_type> run_em_loop(M& model, Evaluate&& evaluate, d
   (notify_begin(callbacks), ...);
   iteration_info info;
   double previous = -std::numeric_limits<double>::infinity();
-  using S = typename model_scalar<M>::type;
+  using S = scalar_of_t<M>;
   constexpr double noise_floor = static_cast<double>(std::numeric_limits<S>::epsilon());
   const double tolerance = opts.tolerance > 0.0 ? std::max(opts.tolerance, noise_floor) : 0.0;
   const double parameter_tolerance = opts.parameter_tolerance > 0.0 ? std::max(opts.parameter_tolerance, noise_floor) : 0.0;
