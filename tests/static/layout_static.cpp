@@ -15,6 +15,7 @@
 #include <latent/core/statistics.hpp>
 #include <latent/core/variational_families.hpp>
 #include <latent/models/discrete_bayes_net/data.hpp>
+#include <latent/optim/optimizer.hpp>
 #include <latent/models/discrete_bayes_net/engine.hpp>
 #include <latent/models/discrete_bayes_net/exact_inference.hpp>
 #include <latent/models/discrete_bayes_net/mean_field.hpp>
