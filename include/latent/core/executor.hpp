@@ -18,7 +18,7 @@
 ///
 /// **Bounded memory.** Blocks run in waves; a wave's statistics are merged (in block order)
 /// before the next wave starts. A wave holds as many blocks as fit in `wave_memory_budget`
-/// (32 MB; at least 4 per thread), so peak memory is independent of N.
+/// (8 MB; at least 4 per thread), so peak memory is independent of N.
 
 #include <latent/core/error.hpp>
 #include <latent/core/statistics.hpp>
@@ -49,7 +49,7 @@ inline Eigen::Index block_count(Eigen::Index n, Eigen::Index bs) { return n / bs
 /// at least 4 per thread: many blocks per wave let threads balance blocks of unequal cost
 /// and meet at few barriers (waves of one block per thread cost up to 30 % of a 2-thread
 /// E-step), while the budget keeps memory independent of N.
-inline constexpr std::size_t wave_memory_budget = std::size_t{32} << 20;
+inline constexpr std::size_t wave_memory_budget = std::size_t{8} << 20;
 
 /// Blocks per wave for `threads` threads and statistics like `prototype`: as many as fit in
 /// `wave_memory_budget` (statistics with a flat view report their size; others get 4 per
