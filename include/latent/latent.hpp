@@ -4,9 +4,9 @@
 
 #include <latent/version.hpp>
 
+#include <latent/core/amortized.hpp>
 #include <latent/core/callbacks.hpp>
 #include <latent/core/concepts.hpp>
-#include <latent/core/amortized.hpp>
 #include <latent/core/elbo_concepts.hpp>
 #include <latent/core/error.hpp>
 #include <latent/core/executor.hpp>
