@@ -26,6 +26,7 @@
 #include <latent/optim/sgd.hpp>
 
 #include <latent/solvers/em.hpp>
+#include <latent/solvers/online_em.hpp>
 #include <latent/solvers/sgd_elbo.hpp>
 #include <latent/solvers/variational_em.hpp>
 
