@@ -4,6 +4,8 @@
 //
 // Run with no arguments: N = 10^6 observations of a 4-component full-covariance mixture in
 // d = 5 (a pass is 40 MB of data). `--n N` sets another size.
+//
+// ctest-arguments: --n 200000
 
 #include <latent/models/gaussian_mixture.hpp>
 #include <latent/solvers/em.hpp>

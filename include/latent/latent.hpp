@@ -21,6 +21,10 @@
 #include <latent/core/variational_families.hpp>
 
 #include <latent/io/csv.hpp>
+#include <latent/io/npy.hpp>
+#if __has_include(<sys/mman.h>)  // POSIX memory maps
+#include <latent/io/mapped_npy.hpp>
+#endif
 
 #include <latent/optim/adam.hpp>
 #include <latent/optim/sgd.hpp>

@@ -46,12 +46,22 @@
 
 namespace latent {
 
+/// The order in which `column_minibatches` serves columns in each pass.
+enum class minibatch_order {
+  shuffled,       ///< a fresh random permutation of the columns every pass (copied into a buffer)
+  shuffled_runs,  ///< contiguous runs of `batch_size` columns, the runs in a fresh random order
+                  ///< every pass: no copy, and sequential reads of memory-mapped data, but the
+                  ///< minibatches are random only if the stored order is
+  stored          ///< contiguous runs in stored order (a deterministic stream)
+};
+
 /// Options of `online_em`. A step is one minibatch and one M-step; an epoch is one pass over
 /// the N observations (ceil(N / batch_size) steps for the in-memory source).
 ///
 /// | name | meaning | default |
 /// |---|---|---|
 /// | `batch_size` | observations per minibatch, in [1, N] (in-memory source) | 1024 |
+/// | `order` | how the in-memory source orders columns (`minibatch_order`) | shuffled |
 /// | `kappa` | step-size exponent, in (0.5, 1] | 0.6 |
 /// | `t0` | step-size offset, >= 0: rho_t = (t + t0)^(-kappa) | 0 |
 /// | `max_epochs` | passes over the data at most, in [1, 10^9] | 10 |
@@ -65,6 +75,7 @@ namespace latent {
 /// first steps smaller, which with a warm-up keeps more of the warm-up's statistics.
 struct online_em_options {
   std::size_t batch_size = 1024;
+  minibatch_order order = minibatch_order::shuffled;
   double kappa = 0.6;
   double t0 = 0.0;
   std::size_t max_epochs = 10;
@@ -84,7 +95,9 @@ struct online_em_options {
 /// | `s.next()` | the next minibatch of the pass as `std::optional<Data>`; empty at the end of the pass |
 ///
 /// A pass must visit every observation exactly once (that is what makes the warm-up passes
-/// batch EM and the evaluations exact). Minibatches are not checked by the model's `validate`
+/// batch EM and the evaluations exact). A source that can hand over all its data at once
+/// (optional `cs.data()`, as `column_minibatches` does) has its full passes run as one E-step
+/// over them, in stored order and without copies. Minibatches are not checked by the model's `validate`
 /// (whose rules, e.g. K <= N for a mixture, concern the whole data set): the in-memory
 /// overload of `online_em` validates its matrix once; a stream's data that the E-step cannot
 /// use (non-finite values) end the fit with `numerical_issue`. A minibatch may refer to memory the source owns; it
@@ -97,41 +110,57 @@ concept MinibatchSource = requires(Src& s, const Src& cs) {
   { s.next() } -> std::same_as<std::optional<Data>>;
 };
 
-/// The in-memory `MinibatchSource` for models whose data are `basic_observations<S>`: each
-/// pass visits the columns of `x` in a fresh random order drawn from the caller's engine (or
-/// in their stored order with `shuffle = false`), copying each minibatch's columns (and
-/// weights) into a buffer of `batch_size` columns that the returned view refers to.
+/// The in-memory `MinibatchSource` for models whose data are `basic_observations<S>` (a
+/// matrix in memory or a memory-mapped file, see `io/mapped_npy.hpp`). With
+/// `minibatch_order::shuffled` (the default) each pass visits the columns in a fresh random
+/// order drawn from the caller's engine, copying each minibatch's columns (and weights) into a
+/// buffer of `batch_size` columns that the returned view refers to; the other orders serve
+/// views of contiguous runs of columns.
 ///
-/// The source keeps references to `x` and `rng`: both must outlive it.
+/// The source keeps references to `x`'s data and to `rng`: both must outlive it.
 template <Scalar S, std::uniform_random_bit_generator Rng>
 class column_minibatches {
  public:
   /// @throws invalid_argument for an empty x or a batch size outside [1, N]
-  column_minibatches(const basic_observations<S>& x, std::size_t batch_size, Rng& rng, bool shuffle = true)
-      : x_(x), rng_(&rng), shuffle_(shuffle) {
+  column_minibatches(const basic_observations<S>& x, std::size_t batch_size, Rng& rng,
+                     minibatch_order order = minibatch_order::shuffled)
+      : x_(x), rng_(&rng), order_kind_(order) {
     const auto n = static_cast<std::size_t>(x.size());
     detail::require(n > 0, "column_minibatches", "argument 'x' must have at least one column");
     detail::require(batch_size >= 1 && batch_size <= n, "column_minibatches", "option 'batch_size' must be in [1, N] with N = ",
                     n, ", got ", batch_size);
     batch_ = static_cast<Eigen::Index>(batch_size);
-    order_.resize(n);
+    // Shuffled columns permute column indices; runs permute run starts.
+    const std::size_t units = order == minibatch_order::shuffled ? n : (n + batch_size - 1) / batch_size;
+    order_.resize(units);
     std::iota(order_.begin(), order_.end(), Eigen::Index{0});
-    buffer_.resize(x.dim(), batch_);
-    if (x.weighted()) weights_.resize(batch_);
+    if (order == minibatch_order::shuffled) {
+      buffer_.resize(x.dim(), batch_);
+      if (x.weighted()) weights_.resize(batch_);
+    }
     position_ = order_.size();  // nothing served before the first rewind
   }
 
   Eigen::Index num_observations() const { return x_.size(); }
+  /// All the data, for passes that need no minibatches (exact evaluations, warm-up).
+  const basic_observations<S>& data() const { return x_; }
 
-  /// Starts a pass: a new random order (with `shuffle`).
+  /// Starts a pass: a new random order (unless the order is `stored`).
   void rewind() {
-    if (shuffle_) std::shuffle(order_.begin(), order_.end(), *rng_);
+    if (order_kind_ != minibatch_order::stored) std::shuffle(order_.begin(), order_.end(), *rng_);
     position_ = 0;
   }
 
-  /// The next minibatch (the last of a pass may be smaller), or nothing at the end of a pass.
+  /// The next minibatch (the last of a pass, or the last run, may be smaller), or nothing at
+  /// the end of a pass.
   std::optional<basic_observations<S>> next() {
     if (position_ >= order_.size()) return std::nullopt;
+    const Eigen::Index n = x_.size();
+    if (order_kind_ != minibatch_order::shuffled) {
+      const Eigen::Index begin = order_[position_++] * batch_, b = std::min(batch_, n - begin);
+      if (x_.weighted()) return basic_observations<S>(x_.x().middleCols(begin, b), x_.weights().segment(begin, b));
+      return basic_observations<S>(x_.x().middleCols(begin, b));
+    }
     const Eigen::Index b = std::min<Eigen::Index>(batch_, static_cast<Eigen::Index>(order_.size() - position_));
     for (Eigen::Index j = 0; j < b; ++j) {
       const Eigen::Index c = order_[position_ + static_cast<std::size_t>(j)];
@@ -146,7 +175,7 @@ class column_minibatches {
  private:
   basic_observations<S> x_;
   Rng* rng_;
-  bool shuffle_;
+  minibatch_order order_kind_;
   Eigen::Index batch_ = 0;
   std::vector<Eigen::Index> order_;
   std::size_t position_ = 0;
@@ -173,6 +202,8 @@ inline void validate_online_em_options(const online_em_options& o, std::string_v
 /// log-likelihoods, their statistics added into `stats` (in minibatch order).
 template <class M, class Source, class E>
 double full_pass(const M& model, Source& source, const E& executor, typename M::stats_type& stats) {
+  if constexpr (requires { { source.data() } -> std::convertible_to<const typename M::data_type&>; })
+    return latent::e_step(model, source.data(), stats, executor);
   source.rewind();
   double total = 0.0;
   while (auto batch = source.next()) {
@@ -310,8 +341,9 @@ fit_result<typename M::params_type> online_em(M& model, Source& source, const on
   return online_em(model, source, detail::default_executor(options), options, callbacks...);
 }
 
-/// `online_em` over the columns of `x` in memory, in minibatches of `options.batch_size`
-/// drawn afresh every epoch from `rng` (see `column_minibatches`).
+/// `online_em` over the columns of `x` (in memory or memory-mapped), in minibatches of
+/// `options.batch_size` in `options.order`, drawn afresh every epoch from `rng` (see
+/// `column_minibatches`).
 template <EMModel M, std::uniform_random_bit_generator Rng, Callback... Cs>
   requires std::same_as<typename M::data_type, basic_observations<scalar_of_t<M>>>
 fit_result<typename M::params_type> online_em(M& model, const typename M::data_type& x, Rng& rng,
@@ -319,7 +351,7 @@ fit_result<typename M::params_type> online_em(M& model, const typename M::data_t
   detail::validate_online_em_options(options, "online_em");
   detail::require_weights_supported<M>(x, "online_em");
   if constexpr (requires { model.validate(x); }) model.validate(x);
-  column_minibatches<scalar_of_t<M>, Rng> source(x, options.batch_size, rng);
+  column_minibatches<scalar_of_t<M>, Rng> source(x, options.batch_size, rng, options.order);
   return online_em(model, source, detail::default_executor(options), options, callbacks...);
 }
 

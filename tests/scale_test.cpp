@@ -1,5 +1,7 @@
-// Online (stepwise) EM: exactness of its first step, agreement with the batch optimum within
-// the batch estimator's own sampling error, held-out improvement, streams, threads, bad input.
+// Beyond one pass in memory. Online (stepwise) EM: exactness of its first step, agreement with
+// the batch optimum within the batch estimator's own sampling error, held-out improvement,
+// streams, threads, bad input. Out-of-core data: .npy files read, written, streamed and
+// memory-mapped, with EM on a mapped file equal to EM in memory.
 
 #include <latent/models/factor_analysis.hpp>
 #include <latent/models/gaussian_mixture.hpp>
@@ -134,10 +136,13 @@ TEST_CASE("a stream and the in-memory source in stored order give the same fit",
   latent::gaussian_mixture a = start, b = start;
   block_stream stream{&x, 256};
   const auto fa = latent::online_em(a, stream, opts);
-  latent::column_minibatches<double, std::mt19937_64> in_order(x, 256, rng, /*shuffle=*/false);
+  latent::column_minibatches<double, std::mt19937_64> in_order(x, 256, rng, latent::minibatch_order::stored);
   const auto fb = latent::online_em(b, in_order, opts);
-  CHECK(fa.trace == fb.trace);
+  // The same minibatches give the same M-steps, bit for bit; the evaluations differ only in
+  // summation order (the in-memory source evaluates with one E-step over all columns).
   CHECK(a.params().means == b.params().means);
+  REQUIRE(fa.trace.size() == fb.trace.size());
+  for (std::size_t i = 0; i < fa.trace.size(); ++i) CHECK(fa.trace[i] == Approx(fb.trace[i]).epsilon(1e-13));
 }
 
 TEST_CASE("results are bit-identical for 1 and 2 threads", "[online_em][threads]") {
@@ -303,4 +308,161 @@ TEST_CASE("a non-finite stream value ends the fit with numerical_issue and the l
   CHECK(fit.trace.empty());
   CHECK(g.params().means == params.means);
   CHECK(g.params().means.allFinite());
+}
+
+// ---- Out-of-core data: .npy files --------------------------------------------------------------
+
+#include <latent/io/mapped_npy.hpp>
+#include <latent/io/npy.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+namespace {
+
+// A file in the system's temporary directory, removed when the test case ends.
+struct temp_file {
+  std::string path;
+  explicit temp_file(const std::string& name) : path("/tmp/latent_scale_test_" + name) {}
+  ~temp_file() { std::remove(path.c_str()); }
+};
+
+// The bytes numpy.save writes (numpy 1.24, format 1.0): the header dict padded with spaces to
+// 128 bytes in all, then the raw little-endian values.
+template <class T>
+std::string numpy_bytes(const std::string& dict, const std::vector<T>& values) {
+  std::string header = dict;
+  header += std::string(117 - dict.size(), ' ') + "\n";
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out += static_cast<char>(header.size());
+  out += '\0';
+  out += header;
+  out.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+  return out;
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+}  // namespace
+
+TEST_CASE(".npy files from numpy: C order is viewed as observation columns, Fortran order transposed",
+          "[npy][io]") {
+  // numpy: x = [[1.5, -2.0], [3.25, 4.0], [0.125, -6.5]] (3 observations of 2 variables).
+  Eigen::MatrixXd expected(2, 3);
+  expected << 1.5, 3.25, 0.125, -2.0, 4.0, -6.5;
+  temp_file c("c.npy"), f("f.npy"), v("v.npy");
+  write_bytes(c.path, numpy_bytes<double>("{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }",
+                                          {1.5, -2.0, 3.25, 4.0, 0.125, -6.5}));
+  write_bytes(f.path, numpy_bytes<double>("{'descr': '<f8', 'fortran_order': True, 'shape': (3, 2), }",
+                                          {1.5, 3.25, 0.125, -2.0, 4.0, -6.5}));
+  write_bytes(v.path, numpy_bytes<float>("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", {1.0f, 2.0f, 3.0f}));
+  CHECK(latent::read_npy(c.path) == expected);
+  CHECK(latent::read_npy(f.path) == expected);
+  CHECK(latent::read_npy<float>(c.path) == expected.cast<float>());
+  CHECK(latent::read_npy(v.path) == Eigen::RowVector3d(1.0, 2.0, 3.0));
+  const latent::npy_header h = latent::read_npy_header(c.path);
+  CHECK(h.data_offset == 128);
+  CHECK(h.observations() == 3);
+  CHECK(h.variables() == 2);
+  const latent::mapped_npy mapped(c.path);
+  CHECK(mapped.matrix() == expected);
+  CHECK_THROWS_WITH(latent::mapped_npy(f.path), Catch::Contains("Fortran order"));
+  CHECK_THROWS_WITH(latent::basic_mapped_npy<float>(c.path), Catch::Contains("basic_mapped_npy<double>"));
+}
+
+TEMPLATE_TEST_CASE("write_npy and the streaming writer round-trip bit for bit", "[npy][io]", float, double) {
+  auto rng = make_rng(11);
+  const latent::matrix_t<TestType> x = latent::standard_normal<TestType>(5, 1000, rng);
+  temp_file whole("whole.npy"), streamed("streamed.npy");
+  latent::write_npy(whole.path, x);
+  {
+    latent::basic_npy_writer<TestType> w(streamed.path, 5);
+    for (Eigen::Index c = 0; c < 1000; c += 300) w.append(x.middleCols(c, std::min<Eigen::Index>(300, 1000 - c)));
+    CHECK(w.observations() == 1000);
+    w.close();
+  }
+  for (const auto& path : {whole.path, streamed.path}) {
+    CHECK(latent::read_npy<TestType>(path) == x);
+    const latent::npy_header h = latent::read_npy_header(path);
+    CHECK(h.data_offset % 64 == 0);
+    CHECK(h.word_size == static_cast<int>(sizeof(TestType)));
+    CHECK(h.shape == std::vector<std::int64_t>{1000, 5});
+    const latent::basic_mapped_npy<TestType> m(path);
+    CHECK(m.matrix() == x);
+  }
+  // A writer that is not closed explicitly still finishes its header.
+  {
+    latent::basic_npy_writer<TestType> w(streamed.path, 5);
+    w.append(x.leftCols(7));
+  }
+  CHECK(latent::read_npy<TestType>(streamed.path) == x.leftCols(7));
+}
+
+TEST_CASE("EM on a memory-mapped file equals EM in memory, bit for bit; online EM reads it in runs",
+          "[npy][em]") {
+  auto rng = make_rng(12);
+  const Eigen::MatrixXd x = truth_mixture().sample(20000, rng);
+  temp_file file("mixture.npy");
+  latent::write_npy(file.path, x);
+  const latent::mapped_npy mapped(file.path);
+  const latent::gaussian_mixture start = started(x, rng);
+  latent::gaussian_mixture in_memory = start, from_file = start;
+  const auto a = latent::em(in_memory, x);
+  const auto b = latent::em(from_file, mapped.observations());
+  CHECK(a.trace == b.trace);
+  CHECK(in_memory.params().means == from_file.params().means);
+
+  latent::gaussian_mixture online = start;
+  const auto fit = latent::online_em(online, mapped.observations(), rng,
+                                     {.batch_size = 500, .order = latent::minibatch_order::shuffled_runs, .max_epochs = 3});
+  CHECK(fit.status == latent::fit_status::max_iterations);
+  CHECK(2.0 * (a.objective - fit.objective) <= latent_test::chi_square_critical(static_cast<int>(start.num_free_parameters())));
+}
+
+TEST_CASE("malformed, truncated or unsupported .npy files are invalid_argument, never a crash", "[npy][errors]") {
+  using latent::invalid_argument;
+  temp_file file("bad.npy");
+  const std::string good = numpy_bytes<double>("{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }",
+                                               {1.5, -2.0, 3.25, 4.0, 0.125, -6.5});
+  CHECK_THROWS_AS(latent::read_npy("/nonexistent/latent.npy"), invalid_argument);
+  CHECK_THROWS_AS(latent::mapped_npy("/nonexistent/latent.npy"), invalid_argument);
+  // Every truncation of a valid file.
+  for (std::size_t len = 0; len < good.size(); ++len) {
+    write_bytes(file.path, good.substr(0, len));
+    INFO("truncated to " << len << " bytes");
+    CHECK_THROWS_AS(latent::read_npy(file.path), invalid_argument);
+    CHECK_THROWS_AS(latent::mapped_npy(file.path), invalid_argument);
+  }
+  // Every single-byte corruption of the header either reads or is rejected: never a crash.
+  for (std::size_t i = 0; i < 128; ++i) {
+    std::string bad = good;
+    bad[i] = static_cast<char>(bad[i] ^ 0x5a);
+    write_bytes(file.path, bad);
+    try {
+      (void)latent::read_npy(file.path);
+    } catch (const invalid_argument&) {
+    }
+  }
+  const auto rejects = [&](const std::string& dict, const char* what) {
+    write_bytes(file.path, numpy_bytes<double>(dict, {1.0, 2.0, 3.0, 4.0, 5.0, 6.0}));
+    INFO(dict);
+    CHECK_THROWS_WITH(latent::read_npy(file.path), Catch::Contains(what));
+  };
+  rejects("{'descr': '<i8', 'fortran_order': False, 'shape': (3, 2), }", "float32 or float64");
+  rejects("{'descr': '>f8', 'fortran_order': False, 'shape': (3, 2), }", "little-endian");
+  rejects("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 3, 2), }", "1-d (N,) or 2-d (N, d)");
+  rejects("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 2), }", "empty");
+  rejects("{'descr': '<f8', 'fortran_order': False, 'shape': (4, 2), }", "truncated");
+  rejects("{'descr': '<f8', 'shape': (3, 2), }", "fortran_order");
+  rejects("{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999, 2), }", "overflows");
+  write_bytes(file.path, "PK\x03\x04 not a numpy file at all");
+  CHECK_THROWS_WITH(latent::read_npy(file.path), Catch::Contains("not a .npy file"));
+  CHECK_THROWS_AS(latent::basic_npy_writer<double>("/nonexistent/dir/x.npy", 2), invalid_argument);
+  CHECK_THROWS_AS(latent::basic_npy_writer<double>(file.path, 0), invalid_argument);
+  latent::basic_npy_writer<double> w(file.path, 2);
+  CHECK_THROWS_AS(w.append(Eigen::MatrixXd::Zero(3, 4)), invalid_argument);
 }
