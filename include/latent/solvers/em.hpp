@@ -73,11 +73,14 @@ double e_step(const M& model, const typename M::data_type& x, typename M::stats_
 
 namespace detail {
 /// The total observation weight of `x` (the scale of the convergence tolerance), combined
-/// over the executor's parts.
+/// over the executor's parts: the model's `observation_weight(x)` if it has that hook, else
+/// the data's `total_weight()` for a model that reads weights, else the number of observations.
 template <class M, class E>
 double observation_scale(const M& model, const typename M::data_type& x, const E& executor) {
   if constexpr (requires { model.observation_weight(x); })
     return executor.all_sum(static_cast<double>(model.observation_weight(x)));
+  else if constexpr (model_supports_weights<M> && requires { x.total_weight(); })
+    return executor.all_sum(static_cast<double>(x.total_weight()));
   else
     return executor.all_sum(static_cast<double>(model.num_observations(x)));
 }
