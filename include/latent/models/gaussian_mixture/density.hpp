@@ -182,61 +182,84 @@ const density<S>& density_about(const cache<S>& c, const basic_gaussian_mixture_
 /// intermediate product is not representable in S; the kernels then give -inf or NaN).
 /// Sets r (K) to p(c = k | x) and returns log p(x), both in double, without overflow:
 ///
-///  - the squared Mahalanobis distances q_k = ||L_k^{-1} (x - mu_k)||^2 are computed as
-///    log q_k = 2 log s_k + 2 log ||L_k^{-1} u_k||, with u_k = x / s_k - mu_k / s_k and
-///    s_k = max(|x|_inf, |mu_k|_inf) (every entry of u_k in [-2, 2]) and a stable norm;
-///  - if some a_k = log pi_k - d/2 log 2 pi - log det L_k - q_k / 2 is finite, log p(x) and r
-///    follow by log-sum-exp;
-///  - otherwise every density underflows double: log p(x) = -inf (its true value is below
-///    -1e308), and r_k is proportional to exp(lc_k - (q_k - q_min) / 2), the differences
-///    computed as q_min expm1(log q_k - log q_min): all the mass goes to the components nearest
-///    in Mahalanobis distance, to the precision double has for distances of that size.
+///  - with one scale s = max(|x|_inf, |mu_k|_inf over k) (so that u_k = x / s - mu_k / s has
+///    entries in [-2, 2]) and y_k = L_k^{-1} u_k, the squared Mahalanobis distances are
+///    q_k = s^2 ||y_k||^2, kept as log q_k = 2 log s + 2 log ||y_k|| (a stable norm);
+///  - log p(x) = -q_j / 2 + log sum_k exp(lc_k - (q_k - q_j) / 2) about the nearest live
+///    component j (lc_k = log pi_k - d/2 log 2 pi - log det L_k), and r_k is proportional to
+///    exp(lc_k - (q_k - q_j) / 2). The differences are computed without forming q_k: for
+///    components with different covariances as q_j expm1(log q_k - log q_j) (the quadratic
+///    terms dominate); for components sharing one (tied, or equal matrices), where q_k - q_j
+///    is linear in x, exactly as s [L^{-1} (mu_j - mu_k)]^T (y_k + y_j), which also picks the
+///    nearest of them. log p(x) is -inf when q_j / 2 overflows (its true value is then below
+///    -1e308); the mass goes to the components nearest in Mahalanobis distance, resolved as
+///    far as double resolves the distances.
 /// Cost O(K d^2); only columns whose fast evaluation was not finite come here.
 template <Scalar S>
 double far_posterior(const Eigen::VectorXd& x, const basic_gaussian_mixture_params<S>& p, covariance_type type,
                      const cache<S>& c, Eigen::VectorXd& r) {
   const Eigen::Index k_count = p.weights.size(), d = x.size();
   constexpr double inf = std::numeric_limits<double>::infinity();
-  Eigen::VectorXd lc(k_count), lq(k_count), a(k_count);
+  const auto factor_of = [&](Eigen::Index k) -> Eigen::MatrixXd {
+    return c.chol[static_cast<std::size_t>(type == covariance_type::tied ? 0 : k)].template cast<double>();
+  };
+  double s = x.cwiseAbs().maxCoeff();
+  for (Eigen::Index k = 0; k < k_count; ++k)
+    s = std::max(s, static_cast<double>(p.means.col(k).cwiseAbs().maxCoeff()));
+  if (!(s > 0.0)) s = 1.0;
+  Eigen::VectorXd lc(k_count), lq(k_count);
+  Eigen::MatrixXd y(d, k_count);
+  Eigen::Index j = -1;  // the nearest live component by log q
   for (Eigen::Index k = 0; k < k_count; ++k) {
-    const Eigen::Index f = type == covariance_type::tied ? 0 : k;
-    const Eigen::MatrixXd l = c.chol[static_cast<std::size_t>(f)].template cast<double>();
-    const Eigen::VectorXd mu = p.means.col(k).template cast<double>();
+    const Eigen::MatrixXd l = factor_of(k);
     lc(k) = std::log(static_cast<double>(p.weights(k))) - 0.5 * static_cast<double>(d) * log_two_pi -
             l.diagonal().array().log().sum();
-    const double s = std::max(x.cwiseAbs().maxCoeff(), mu.cwiseAbs().maxCoeff());
-    if (s > 0.0) {
-      const Eigen::VectorXd u = x / s - mu / s;
-      const Eigen::VectorXd y = l.template triangularView<Eigen::Lower>().solve(u);
-      const double norm = y.stableNorm();
-      lq(k) = 2.0 * (std::log(s) + std::log(norm));  // -inf if x = mu_k
-    } else {
-      lq(k) = -inf;
+    const Eigen::VectorXd u = x / s - p.means.col(k).template cast<double>() / s;
+    y.col(k) = l.template triangularView<Eigen::Lower>().solve(u);
+    lq(k) = 2.0 * (std::log(s) + std::log(y.col(k).stableNorm()));  // -inf if x = mu_k
+    if (p.weights(k) > S(0) && (j < 0 || lq(k) < lq(j))) j = k;
+  }
+  const auto shares_covariance = [&](Eigen::Index k, Eigen::Index i) {
+    return type == covariance_type::tied ||
+           p.covariances[static_cast<std::size_t>(k)] == p.covariances[static_cast<std::size_t>(i)];
+  };
+  // (q_k - q_i) / s for components sharing i's covariance: linear in x, no cancellation.
+  const auto linear_gap = [&](Eigen::Index k, Eigen::Index i) {
+    const Eigen::VectorXd dm = (p.means.col(i) - p.means.col(k)).template cast<double>();
+    const Eigen::VectorXd v = factor_of(i).template triangularView<Eigen::Lower>().solve(dm);
+    return v.dot(y.col(k) + y.col(i));
+  };
+  // Among the components sharing j's covariance, log q cannot tell the nearest (their
+  // distances differ by a term linear in x, lost in q's rounding when x is far): compare them
+  // by the linear differences.
+  const Eigen::Index j0 = j;
+  double best = 0.0;
+  for (Eigen::Index k = 0; k < k_count; ++k) {
+    if (k == j0 || !(p.weights(k) > S(0)) || !shares_covariance(k, j0)) continue;
+    const double g = linear_gap(k, j0);
+    if (g < best) {
+      best = g;
+      j = k;
     }
-    a(k) = lc(k) - 0.5 * std::exp(lq(k));  // -inf if q_k overflows or pi_k = 0
   }
-  r.resize(k_count);
-  const double top = a.maxCoeff();
-  if (std::isfinite(top)) {
-    r = (a.array() - top).exp();
-    const double total = r.sum();
-    r /= total;
-    return top + std::log(total);
-  }
-  // Every density underflows: compare the distances with each other.
-  double lq_min = inf;
-  for (Eigen::Index k = 0; k < k_count; ++k)
-    if (p.weights(k) > S(0)) lq_min = std::min(lq_min, lq(k));
-  Eigen::VectorXd b = Eigen::VectorXd::Constant(k_count, -inf);
+  Eigen::VectorXd b = Eigen::VectorXd::Constant(k_count, -inf);  // lc_k - (q_k - q_j) / 2
   for (Eigen::Index k = 0; k < k_count; ++k) {
     if (!(p.weights(k) > S(0))) continue;
-    const double gap = lq(k) == lq_min ? 0.0 : 0.5 * std::exp(lq_min + std::log(std::expm1(lq(k) - lq_min)));
+    double gap = 0.0;  // (q_k - q_j) / 2
+    if (k != j && shares_covariance(k, j))
+      gap = 0.5 * s * linear_gap(k, j);
+    else if (k != j && lq(k) != lq(j))
+      gap = 0.5 * std::exp(lq(j) + std::log(std::expm1(lq(k) - lq(j))));
     b(k) = lc(k) - gap;
   }
   const double bmax = b.maxCoeff();
-  r = (b.array() - bmax).exp();
-  r /= r.sum();
-  return -inf;
+  r.resize(k_count);
+  if (bmax == inf) r = (b.array() == inf).template cast<double>();  // rounding made a gap -inf
+  else r = (b.array() - bmax).exp();
+  const double total = r.sum();
+  r /= total;
+  if (bmax == inf) return -inf;
+  return -0.5 * std::exp(lq(j)) + (bmax + std::log(total));
 }
 
 /// lj (group x K) = log pi_k + log N(x_n | mu_k, Sigma_k) for a group of observations: the
