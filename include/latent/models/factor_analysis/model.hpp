@@ -447,8 +447,8 @@ class basic_factor_analysis {
   void check_initial_data(const data_type& x, std::string_view fn) const {
     detail::require(x.size() > 0, fn, "argument 'x' must have at least one column");
     detail::require(x.dim() > k_, fn, "argument 'x' must have more rows (d) than factors (k = ", k_, "), got d = ",
-                    x.dim(), x.size() > x.dim() ? concat(" (observations are columns: if the ", x.size(),
-                                                         " rows are the observations, pass x.transpose())")
+                    x.dim(), x.size() > x.dim() ? concat(" (observations are columns; if yours are the ", x.dim(),
+                                                         " rows, pass x.transpose())")
                                                 : std::string());
     detail::require_finite(x.x(), fn, "x");
     detail::require(x.total_weight() > 0.0, fn, "argument 'x' must have positive total weight, got ",
@@ -456,8 +456,8 @@ class basic_factor_analysis {
     const Eigen::Index used = x.weighted() ? static_cast<Eigen::Index>((x.weights().array() > S(0)).count()) : x.size();
     detail::require(used >= k_ + 2, fn, "argument 'x' has ", used, " observations (columns with positive weight) of d = ",
                     x.dim(), " variables, but k = ", k_, " factors need at least k + 2 = ", k_ + 2,
-                    x.dim() > x.size() ? concat("; observations are columns: if the ", x.dim(),
-                                                " rows are the observations, pass x.transpose()")
+                    x.dim() > x.size() ? concat("; observations are columns: if yours are the ", x.dim(),
+                                                " rows, pass x.transpose()")
                                        : std::string());
     detail::require_representable_spread(x, fn);
   }
