@@ -67,14 +67,22 @@ inline constexpr double fa_cancellation_limit = 64.0;
 /// computed in the residual form.
 inline constexpr double fa_residual_form_limit = 256.0;
 
+/// Above this ||L~||_F^2 = tr(M) - k (a bound on the condition number of M, less 1) M is
+/// factored by the QR of [L~; I] rather than by a Cholesky factor of M (see `build_fa_cache`):
+/// below it the Cholesky factor's rounding moves log det M by at most ~k eps tr(M) ~ 1e-11
+/// per observation for k = 10, under the rounding the solvers allow (1e3 eps of |log p|).
+inline constexpr double fa_qr_limit = 4096.0;
+
 /// Builds the cache of `ps`; false if something is not finite or M does not factor.
 ///
-/// M = I + L~^T L~ (L~ = Psi^{-1/2} Lambda) is factored as R^T R by a Householder QR of the
-/// stacked (d + k) x k matrix [L~; I], not by a Cholesky factor of M: forming M squares the
-/// condition number of [L~; I], and near a Heywood case (a uniqueness at its floor, L~ with a
-/// row ~1e3 times the others) rounding M would move log det M by ~1e-10 and the total
-/// log-likelihood by N times that, more than the rounding EM's monotonicity check allows.
-/// The QR costs O(d k^2), once per parameter change.
+/// M = I + L~^T L~ (L~ = Psi^{-1/2} Lambda) = R^T R. When M is ill-conditioned
+/// (`fa_qr_limit`), R comes from a Householder QR of the stacked (d + k) x k matrix [L~; I],
+/// not from a Cholesky factor of M: forming M squares the condition number of [L~; I], and
+/// near a Heywood case (a uniqueness at its floor, L~ with a row ~1e3 times the others)
+/// rounding M would move log det M by ~1e-10 and the total log-likelihood by N times that,
+/// more than the rounding EM's monotonicity check allows. Either costs O(d k^2), once per
+/// parameter change; the QR is ~10 us dearer at d = 50, k = 10, so well-conditioned models
+/// keep the Cholesky factor.
 template <Scalar S>
 bool build_fa_cache(const basic_factor_analysis_params<S>& ps, fa_cache<S>& c) {
   using A = accumulator_t<S>;
@@ -94,8 +102,15 @@ bool build_fa_cache(const basic_factor_analysis_params<S>& ps, fa_cache<S>& c) {
   c.m.template selfadjointView<Eigen::Lower>().rankUpdate(stacked.topRows(d).transpose());
   c.m.template triangularView<Eigen::StrictlyUpper>() = c.m.transpose();
   if (!c.m.allFinite()) return false;
-  const Eigen::HouseholderQR<matrix_t<A>> qr(stacked);
-  const matrix_t<A> r = qr.matrixQR().topRows(k).template triangularView<Eigen::Upper>();
+  matrix_t<A> r;
+  if (c.m.trace() - static_cast<A>(k) > A(fa_qr_limit)) {
+    const Eigen::HouseholderQR<matrix_t<A>> qr(stacked);
+    r = qr.matrixQR().topRows(k).template triangularView<Eigen::Upper>();
+  } else {
+    const Eigen::LLT<matrix_t<A>> llt(c.m);
+    if (llt.info() != Eigen::Success) return false;
+    r = llt.matrixU();
+  }
   const vector_t<A> r_diag = r.diagonal().cwiseAbs();
   if (!r_diag.allFinite() || !(r_diag.array() > A(0)).all()) return false;
   // M^{-1} = R^{-1} R^{-T}.
