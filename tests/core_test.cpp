@@ -734,6 +734,7 @@ TEST_CASE("em with restarts: no restart's unevaluated parameters are passed on",
     CHECK(std::isfinite(fit.params.mean));
     CHECK(fit.params.mean == Approx(10.0).epsilon(1e-6));
   }
+}
 
 TEST_CASE("CSV (issue 10): byte-order mark, subnormals, overflow and embedded NUL", "[core][io][issue10]") {
   // A UTF-8 byte-order mark before the header is not part of the first name.
