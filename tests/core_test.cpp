@@ -735,3 +735,32 @@ TEST_CASE("em with restarts: no restart's unevaluated parameters are passed on",
     CHECK(fit.params.mean == Approx(10.0).epsilon(1e-6));
   }
 }
+
+TEST_CASE("CSV (issue 10): byte-order mark, subnormals, overflow and embedded NUL", "[core][io][issue10]") {
+  // A UTF-8 byte-order mark before the header is not part of the first name.
+  std::istringstream bom("\xEF\xBB\xBF" "a,b\n1,2\n");
+  const latent::csv_table t = latent::parse_csv(bom);
+  REQUIRE(t.names == std::vector<std::string>{"a", "b"});
+  CHECK(t.data(0, 0) == 1.0);
+  // Subnormal values and values that underflow to 0 are numbers (strtod reports ERANGE).
+  std::istringstream tiny("a,b,c\n1e-310,2.2e-308,1e-400\n");
+  const latent::csv_table u = latent::parse_csv(tiny);
+  CHECK(u.data(0, 0) == 1e-310);
+  CHECK(u.data(1, 0) == 2.2e-308);
+  CHECK(u.data(2, 0) == 0.0);
+  CHECK(std::fpclassify(u.data(0, 0)) == FP_SUBNORMAL);
+  // Overflow stays an error: of double, and of float when the table is read as float.
+  std::istringstream huge("a\n1e400\n");
+  CHECK_THROWS_WITH(latent::parse_csv(huge), Catch::Contains("line 2") && Catch::Contains("out of the range of double"));
+  std::istringstream huge_f("a\n1e39\n");
+  CHECK_THROWS_WITH(latent::parse_csv<float>(huge_f), Catch::Contains("out of the range of float"));
+  std::istringstream fine_f("a\n1e38\n");
+  CHECK(latent::parse_csv<float>(fine_f).data(0, 0) == 1e38f);
+  // An embedded NUL is an error naming the line and column, not a silently truncated field.
+  static constexpr char nul_text[] = "a,b\n1,2\n3,4\0" "5\n";
+  std::istringstream nul(std::string(nul_text, sizeof(nul_text) - 1));
+  CHECK_THROWS_WITH(latent::parse_csv(nul), Catch::Contains("line 3, column 2") && Catch::Contains("NUL"));
+  static constexpr char header_nul[] = "a\0x,b\n1,2\n";
+  std::istringstream hn(std::string(header_nul, sizeof(header_nul) - 1));
+  CHECK_THROWS_WITH(latent::parse_csv(hn), Catch::Contains("column 1") && Catch::Contains("NUL"));
+}

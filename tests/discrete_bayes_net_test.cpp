@@ -759,3 +759,21 @@ TEST_CASE("mean field: a caller-owned variational state gives the same E-steps a
   REQUIRE_THROWS_AS(b.e_step(data, 0, 3, s1, mf, state.slice(0, 2)), latent::invalid_argument);
   REQUIRE_THROWS_AS(state.slice(0, n + 1), latent::invalid_argument);
 }
+
+TEST_CASE("issue 10: data with no records or all-zero weights is rejected, not fitted", "[discrete_bayes_net][issue10]") {
+  discrete_bayes_net net(abcd_variables(), abcd_tables());
+  // Before: em "converged" with objective 0 and the tables unchanged.
+  REQUIRE_THROWS_WITH(net.make_data(Eigen::MatrixXi::Zero(4, 0)),
+                      Contains("argument 'x'") && Contains("at least one record"));
+  REQUIRE_THROWS_WITH(net.make_data(Eigen::MatrixXi::Zero(4, 3), Eigen::Vector3d::Zero()),
+                      Contains("argument 'weights'") && Contains("all be zero"));
+  // Some zero weights are fine.
+  const auto data = net.make_data(Eigen::MatrixXi::Zero(4, 3), Eigen::Vector3d(0.0, 1.0, 0.0));
+  CHECK(data.total_weight() == 1.0);
+  // Data made for (D, C, B, A) with the same cardinalities: the names differ, so it is rejected
+  // by every entry point, not fitted as if it were (A, B, C, D).
+  const discrete_bayes_net reversed({{"D", 2, {}}, {"C", 2, {"D"}}, {"B", 2, {}}, {"A", 2, {}}});
+  const auto other = reversed.make_data(Eigen::MatrixXi::Zero(4, 3));
+  REQUIRE_THROWS_WITH(latent::em(net, other), Contains("other variables"));
+  REQUIRE_THROWS_WITH(net.log_likelihood(other), Contains("other variables"));
+}

@@ -673,3 +673,223 @@ TEST_CASE("a float fit reaches the double fit's optimum within float tolerance",
   CHECK(vfit_f.objective == Approx(vfit_d.objective).epsilon(tolerance<float>::kernel));
   CHECK_THAT(implied(vf.params().cast<double>()), IsApprox(implied(vd.params()), tolerance<float>::optimum));
 }
+
+// ---- Issue 10: bad input and degenerate data ------------------------------------------------
+
+namespace {
+
+using long_matrix = Eigen::Matrix<long double, Eigen::Dynamic, Eigen::Dynamic>;
+
+/// The total log-likelihood of `x` under `p` evaluated independently of the library: a
+/// Cholesky factor of the implied covariance Lambda Lambda^T + Psi in long double (64-bit
+/// mantissa, 2048 times finer than double), the data centred in long double too.
+long double exact_log_likelihood(const factor_analysis_params& p, const Eigen::MatrixXd& x) {
+  const long_matrix l = p.loadings.cast<long double>();
+  long_matrix sigma = l * l.transpose();
+  for (Eigen::Index j = 0; j < sigma.rows(); ++j) sigma(j, j) += static_cast<long double>(p.uniquenesses(j));
+  const Eigen::LLT<long_matrix> llt(sigma);
+  REQUIRE(llt.info() == Eigen::Success);
+  const long_matrix y = x.cast<long double>().colwise() - p.mean.cast<long double>();
+  const long_matrix w = llt.matrixL().solve(y);
+  long double log_det = 0;
+  for (Eigen::Index j = 0; j < sigma.rows(); ++j) log_det += 2 * std::log(llt.matrixL()(j, j));
+  const long double two_pi = 6.283185307179586476925286766559L;
+  return -0.5L * (static_cast<long double>(x.cols()) * (static_cast<long double>(x.rows()) * std::log(two_pi) + log_det) +
+                  w.squaredNorm());
+}
+
+/// d = 6 variables from k = 2 factors, the last a copy of the first: the ML fit is a Heywood
+/// case (both uniquenesses of the pair at their floor, ~1e-6 of the variance).
+template <class Rng>
+Eigen::MatrixXd duplicated_variable_data(Eigen::Index n, Rng& rng) {
+  const Eigen::Index d = 6, k = 2;
+  Eigen::MatrixXd x = latent::standard_normal(d, k, rng) * latent::standard_normal(k, n, rng) +
+                      latent::standard_normal(d, n, rng);
+  x.row(d - 1) = x.row(0);
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("issue 10: a Heywood case's log-likelihood is exact, so EM never falls", "[factor_analysis][heywood][issue10]") {
+  // The reported log-likelihood used to be off by up to ~5e-3 here (a difference of two sums
+  // of squares ~1e6 times larger than itself), and the trace fell thousands of times. Now every
+  // fit's trace never falls (the solver's allowance is 1e3 eps relative), and the reported
+  // value equals the long-double evaluation to 1e-11 relative (observed: ~2e-14).
+  std::size_t decreases = 0, moment_decreases = 0;
+  double worst = 0.0, worst_moments = 0.0;
+  const Eigen::Index n = 300;
+  for (std::uint64_t seed = 0; seed < 40; ++seed) {
+    auto rng = latent_test::make_rng(1000 + seed);
+    const Eigen::MatrixXd x = duplicated_variable_data(n, rng);
+    factor_analysis fa(2);
+    fa.initialize(x, rng);
+    const factor_analysis_params start = fa.params();
+    const auto fit = latent::em(fa, x, {.max_iterations = 200, .tolerance = 1e-14});
+    decreases += fit.decreases;
+    const long double exact = exact_log_likelihood(fa.params(), x);
+    worst = std::max(worst, static_cast<double>(std::abs((fit.objective - exact) / exact)));
+    CHECK(fa.log_likelihood(x) == Approx(fit.objective).epsilon(1e-13));  // summed in another order
+    // Fitting from the moments: the same Heywood case, the same honesty.
+    factor_analysis fm(start);
+    auto view = fm.moment_model();
+    const auto m = latent::sample_moments::from_data(x);
+    const auto mfit = latent::em(view, m, {.max_iterations = 200, .tolerance = 1e-14});
+    moment_decreases += mfit.decreases;
+    // The moments themselves are rounded (their duplicated pair's covariance is singular only
+    // to ~eps of the variance, which the floor 1e-6 amplifies ~1e6 times): compare the
+    // moments' log-likelihood with the exact one of the data at 1e-9.
+    const long double exact_m = exact_log_likelihood(fm.params(), x);
+    worst_moments = std::max(worst_moments, static_cast<double>(std::abs((mfit.objective - exact_m) / exact_m)));
+    if (seed == 0) {
+      // A uniqueness reached its floor: this is the Heywood case the test is about.
+      const Eigen::VectorXd floors = fa.uniqueness_floors(m.covariance.diagonal());
+      CHECK(fa.params().uniquenesses(0) <= floors(0) * (1.0 + 1e-9));
+      CHECK(fa.params().uniquenesses(5) <= floors(5) * (1.0 + 1e-9));
+    }
+  }
+  CHECK(decreases == 0);
+  CHECK(moment_decreases == 0);
+  CHECK(worst <= 1e-11);
+  CHECK(worst_moments <= 1e-9);
+}
+
+TEST_CASE("issue 10: block-level e_step checks its range, and statistics their structure",
+          "[factor_analysis][errors][issue10]") {
+  auto rng = latent_test::make_rng(21);
+  const Eigen::Index d = 5, n = 40;
+  const Eigen::MatrixXd x = simulate(make_params(d, 2, rng), n, rng);
+  factor_analysis fa(2);
+  fa.initialize(x, rng);
+  auto s = fa.zero_stats();
+  require_invalid([&] { fa.e_step(x, 0, n + 1, s); }, "outside the 40 columns");
+  require_invalid([&] { fa.e_step(x, -1, 3, s); }, "block [-1, 3)");
+  require_invalid([&] { fa.e_step(x, 5, 3, s); }, "block [5, 3)");
+  require_invalid([&] { fa.e_step(x, 0, n + 1, s, latent::mean_field{}); }, "outside");
+  CHECK(fa.e_step(x, n, n, s) == 0.0);  // an empty block at the end is fine
+  // Statistics of a model with another k, or with one member of the wrong shape.
+  factor_analysis other(3);
+  other.initialize(x, rng);
+  auto foreign = other.zero_stats();
+  require_invalid([&] { fa.e_step(x, 0, n, foreign); }, "argument 's'");
+  require_invalid([&] { fa.m_step(foreign); }, "argument 's'");
+  auto bent = fa.zero_stats();
+  bent.sum_zz.resize(1, 1);
+  require_invalid([&] { fa.e_step(x, 0, n, bent); }, "sum_zz 1 x 1");
+  bent = fa.zero_stats();
+  bent.sum_yz.resize(d, 3);
+  require_invalid([&] { fa.m_step(bent); }, "sum_yz 5 x 3");
+  require_invalid([&] { fa.e_step(latent::sample_moments::from_data(x), bent); }, "argument 's'");
+}
+
+TEST_CASE("issue 10: hand-filled moments are checked like from_covariance's", "[factor_analysis][errors][issue10]") {
+  auto rng = latent_test::make_rng(22);
+  const Eigen::MatrixXd x = simulate(make_params(5, 2, rng), 200, rng);
+  const latent::sample_moments good = latent::sample_moments::from_data(x);
+  factor_analysis fa(2);
+  fa.initialize_pca(good);
+  auto s = fa.zero_stats();
+  latent::sample_moments bad = good;
+  bad.covariance(1, 2) = std::numeric_limits<double>::quiet_NaN();
+  require_invalid([&] { fa.initialize_pca(bad); }, "'moments.covariance'");
+  require_invalid([&] { fa.e_step(bad, s); }, "'moments.covariance'");
+  require_invalid([&] { factor_analysis::ppca_mle(bad, 2); }, "'moments.covariance'");
+  bad = good;
+  bad.covariance(1, 2) += 0.1;  // asymmetric
+  require_invalid([&] { fa.initialize_pca(bad); }, "symmetric");
+  require_invalid([&] { fa.e_step(bad, s); }, "symmetric");
+  bad = good;
+  bad.mean(0) = std::numeric_limits<double>::infinity();
+  require_invalid([&] { fa.initialize_pca(bad); }, "'moments.mean'");
+  bad = good;
+  bad.count = 0.0;
+  require_invalid([&] { fa.initialize_pca(bad); }, "positive finite count");
+  require_invalid([&] { fa.e_step(bad, s); }, "positive finite count");
+  CHECK(s.weight == 0.0);  // nothing was added by the rejected calls
+}
+
+TEST_CASE("issue 10: data as rows, and fewer observations than variables", "[factor_analysis][errors][issue10]") {
+  auto rng = latent_test::make_rng(23);
+  // 272 observations of 2 variables passed as 2 x 272 the wrong way round: 272 variables, 2
+  // observations. k = 1 needs k + 2 = 3 observations: an error suggesting the transpose.
+  const Eigen::MatrixXd rows = latent::standard_normal(272, 2, rng);
+  require_invalid([&] { factor_analysis fa(1); fa.initialize(rows, rng); }, "pass x.transpose()");
+  require_invalid([&] { factor_analysis fa(1); fa.initialize_pca(rows); }, "at least k + 2 = 3");
+  // The right way round but d <= k: the message suggests the transpose too.
+  require_invalid([&] { factor_analysis fa(2); fa.initialize(Eigen::MatrixXd(rows.transpose()), rng); },
+                  "pass x.transpose()");
+  // Weighted: columns of weight 0 do not count.
+  const Eigen::MatrixXd few = latent::standard_normal(6, 4, rng);
+  const Eigen::Vector4d w(1.0, 0.0, 0.0, 2.0);
+  require_invalid([&] { factor_analysis fa(1); fa.initialize(latent::observations(few, w), rng); }, "has 2 observations");
+  // N < d but N >= k + 2: estimable (the floor keeps Psi > 0, the likelihood bounded), and
+  // EM converges monotonically to finite parameters.
+  const Eigen::MatrixXd wide = simulate(make_params(20, 2, rng), 8, rng);
+  factor_analysis fa(2);
+  fa.initialize_pca(wide);
+  const auto fit = latent::em(fa, wide, {.max_iterations = 500, .tolerance = 1e-10});
+  INFO(latent::to_string(fit.status) << " " << fit.message);
+  CHECK(fit.status != latent::fit_status::numerical_issue);
+  CHECK(fit.decreases == 0);
+  CHECK(std::isfinite(fit.objective));
+  CHECK(fa.params().loadings.allFinite());
+  CHECK((fa.params().uniquenesses.array() > 0.0).all());
+}
+
+TEST_CASE("issue 10: extreme but finite data are fitted exactly or rejected naming 'x'", "[factor_analysis][issue10]") {
+  auto rng = latent_test::make_rng(24);
+  const Eigen::Index d = 5, k = 2, n = 300;
+  const Eigen::MatrixXd x = simulate(make_params(d, k, rng), n, rng);
+  // Scaling by a power of two is exact, and factor analysis is scale-equivariant: data near
+  // 3e150 give the same iterates times 2^500 (Psi times 2^1000 ~ 1e301) bit for bit.
+  const double s = std::ldexp(1.0, 500);
+  const Eigen::MatrixXd big = x * s;
+  std::mt19937_64 r1(5), r2(5);
+  factor_analysis a(k), b(k);
+  a.initialize(x, r1);
+  b.initialize(big, r2);
+  for (int it = 0; it < 30; ++it) {
+    auto sa = a.zero_stats(), sb = b.zero_stats();
+    const double la = a.e_step(x, 0, n, sa), lb = b.e_step(big, 0, n, sb);
+    CHECK(lb == Approx(la - static_cast<double>(n * d) * std::log(s)).epsilon(1e-12));
+    a.m_step(sa);
+    b.m_step(sb);
+  }
+  CHECK(b.params().loadings == a.params().loadings * s);
+  CHECK(b.params().mean == a.params().mean * s);
+  CHECK(b.params().uniquenesses == a.params().uniquenesses * (s * s));
+  factor_analysis c(k);
+  c.initialize_pca(big);
+  CHECK(std::isfinite(latent::em(c, big, {.max_iterations = 20}).objective));
+  // Values near 1e300: the variances overflow double. An invalid_argument naming 'x' that
+  // says so, not a message about loadings the caller never passed.
+  const Eigen::MatrixXd huge = x * 1e300;
+  require_invalid([&] { factor_analysis fa(k); fa.initialize(huge, rng); }, "argument 'x' is too large for double");
+  require_invalid([&] { factor_analysis fa(k); fa.initialize_pca(huge); }, "rescale the data");
+  require_invalid([&] { latent::sample_moments::from_data(huge); }, "argument 'x' is too large");
+  // A large constant offset with a small spread is fine (the mean is taken about the mid-range).
+  const Eigen::MatrixXd offset = (x.array() + 1e307).matrix();
+  CHECK(latent::sample_moments::from_data(offset).mean.allFinite());
+  // Float: data near 1e20 overflow float's squares.
+  const Eigen::MatrixXf xf = (x * 1e20).cast<float>();
+  require_invalid([&] { latent::basic_factor_analysis<float> ff(k); ff.initialize(xf, rng); }, "too large for float");
+  // A model set by hand meeting a block whose squares overflow: invalid_argument naming 'x'.
+  auto st = a.zero_stats();
+  require_invalid([&] { a.e_step(huge, 0, n, st); }, "argument 'x' is too large");
+
+  // A far point's log-density is finite (or -inf), never NaN: y = t e_0 gives -1/2 t^2
+  // (Sigma^{-1})_00 plus the constant, which the stable form computes to full precision.
+  const Eigen::MatrixXd sigma = a.implied_covariance();
+  const Eigen::MatrixXd sigma_inv = sigma.llt().solve(Eigen::MatrixXd::Identity(d, d));
+  const double log_const = a.log_likelihood_per_observation(a.params().mean)(0);
+  for (const double t : {1e100, 1e150, 1e160, 1e200}) {
+    Eigen::MatrixXd far = a.params().mean;
+    far(0) += t;
+    const double ll = a.log_likelihood_per_observation(far)(0);
+    INFO("t = " << t << ", log p = " << ll);
+    CHECK_FALSE(std::isnan(ll));
+    const double expected = log_const - 0.5 * t * t * sigma_inv(0, 0);  // -inf once t^2 overflows
+    if (std::isfinite(expected)) CHECK(ll == Approx(expected).epsilon(1e-12));
+    else CHECK(ll == -std::numeric_limits<double>::infinity());
+  }
+}

@@ -731,3 +731,50 @@ TEMPLATE_TEST_CASE("sample_joint: the group means and the data of sample, from t
   const Eigen::MatrixXd yd2 = dmodel.sample(2000, r3);
   CHECK((yd2 - yd).cwiseAbs().maxCoeff() <= tolerance<S>::kernel * 20.0);
 }
+
+TEST_CASE("issue 10: closed forms on extreme but finite data are exact in scale, or reject 'y'",
+          "[neyman_scott][issue10]") {
+  auto rng = latent_test::make_rng(2024);
+  const Eigen::Index K = 4, n = 200;
+  // Group means N(1, 2), replicates N(mean, 0.5).
+  Eigen::MatrixXd y = latent::standard_normal(K, n, rng) * std::sqrt(0.5);
+  const Eigen::RowVectorXd group_means = (1.0 + std::sqrt(2.0) * latent::standard_normal(1, n, rng).array()).matrix();
+  y.rowwise() += group_means;
+  const auto base = latent::neyman_scott_marginal_mle(y);
+  const auto base_joint = latent::neyman_scott_joint_mle(y);
+  const auto base_fixed = latent::neyman_scott_fixed_prior_mle(y, 0.5, 1.5);
+  // Scaling by a power of two is exact and the estimators are scale-equivariant: data near
+  // 3e150 (whose squares overflow double) and near 1e-150 give the same estimates times 2^2e.
+  for (const int e : {500, -500}) {
+    INFO("scale 2^" << e);
+    const Eigen::MatrixXd ys = y * std::ldexp(1.0, e);
+    const auto m = latent::neyman_scott_marginal_mle(ys);
+    CHECK(m.params.theta == std::ldexp(base.params.theta, 2 * e));
+    CHECK(m.params.tau2 == std::ldexp(base.params.tau2, 2 * e));
+    CHECK(m.params.mu == std::ldexp(base.params.mu, e));
+    CHECK(m.on_boundary == base.on_boundary);
+    const double shift = static_cast<double>(n * K) * e * std::log(2.0);
+    CHECK(m.log_likelihood == Approx(base.log_likelihood - shift).epsilon(1e-12));
+    const auto j = latent::neyman_scott_joint_mle(ys);
+    CHECK(j.theta == std::ldexp(base_joint.theta, 2 * e));
+    CHECK(j.z(3) == std::ldexp(base_joint.z(3), e));
+    const auto f = latent::neyman_scott_fixed_prior_mle(ys, std::ldexp(0.5, e), std::ldexp(1.5, 2 * e));
+    CHECK(f.params.theta == std::ldexp(base_fixed.params.theta, 2 * e));
+    CHECK(f.log_likelihood == Approx(base_fixed.log_likelihood - shift).epsilon(1e-12));
+  }
+  // Near 1e300 theta itself (~1e600) is not a double: an invalid_argument naming 'y' and why,
+  // never inf, NaN or a value never assigned.
+  const Eigen::MatrixXd huge = y * 1e300;
+  using Catch::Matchers::Contains;
+  CHECK_THROWS_WITH(latent::neyman_scott_marginal_mle(huge), Contains("argument 'y' is too large") && Contains("theta"));
+  CHECK_THROWS_WITH(latent::neyman_scott_joint_mle(huge), Contains("argument 'y' is too large"));
+  CHECK_THROWS_WITH(latent::neyman_scott_fixed_prior_mle(huge, 0.0, 1.0), Contains("argument 'y' is too large"));
+  CHECK_THROWS_AS(latent::neyman_scott_marginal_mle(Eigen::MatrixXd(y * 1e-300)), latent::invalid_argument);
+  // Float: data near 1e25 are summarized after scaling; theta ~ 1e50 overflows float.
+  const Eigen::MatrixXf yf = (y * 1e15).cast<float>();
+  const auto mf = latent::neyman_scott_marginal_mle(yf);
+  CHECK(std::isfinite(mf.params.theta));
+  CHECK(static_cast<double>(mf.params.theta) == Approx(base.params.theta * 1e30).epsilon(1e-5));
+  CHECK_THROWS_WITH(latent::neyman_scott_marginal_mle(Eigen::MatrixXf((y * 1e25).cast<float>())),
+                    Contains("too large") && Contains("theta"));
+}

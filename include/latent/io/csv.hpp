@@ -8,6 +8,7 @@
 #include <Eigen/Core>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -46,16 +47,24 @@ inline std::vector<std::string> split_csv_line(const std::string& line) {
 }  // namespace detail
 
 /// Parse CSV text whose first line is a header of column names and whose other lines are
-/// numbers (fields may be quoted; blank lines are skipped).
-/// @throws invalid_argument naming the line and field that is not a number, or a line with
-///         the wrong number of fields.
+/// numbers (fields may be quoted; blank lines are skipped). A UTF-8 byte-order mark before the
+/// header is dropped. Numbers are read by `strtod`: values that underflow (subnormals such as
+/// 1e-310, or 1e-400, which becomes 0 or the nearest subnormal) are accepted; values that
+/// overflow (1e400) are rejected.
+/// @throws invalid_argument naming the line and field that is not a number or is out of
+///         range, a field (or header name) containing a NUL byte, or a line with the wrong
+///         number of fields.
 template <Scalar S = double>
 basic_csv_table<S> parse_csv(std::istream& in, std::string_view source = "csv") {
   std::string line;
   basic_csv_table<S> t;
   while (std::getline(in, line) && line.find_first_not_of(" \t\r") == std::string::npos) {}
+  if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 byte-order mark
   detail::require(!line.empty(), "read_csv", source, ": no header line");
   t.names = detail::split_csv_line(line);
+  for (std::size_t j = 0; j < t.names.size(); ++j)
+    detail::require(t.names[j].find('\0') == std::string::npos, "read_csv", source, ": line 1, column ", j + 1,
+                    ": the header name contains a NUL byte");
   const std::size_t d = t.names.size();
   std::vector<double> values;
   std::size_t lineno = 1, records = 0;
@@ -66,13 +75,20 @@ basic_csv_table<S> parse_csv(std::istream& in, std::string_view source = "csv") 
     detail::require(fields.size() == d, "read_csv", source, ": line ", lineno, " has ", fields.size(),
                     " fields, expected ", d);
     for (std::size_t j = 0; j < d; ++j) {
+      // c_str() would end the field at an embedded NUL and parse only what precedes it.
+      detail::require(fields[j].find('\0') == std::string::npos, "read_csv", source, ": line ", lineno, ", column ",
+                      j + 1, " (field '", t.names[j], "') contains a NUL byte");
       const char* begin = fields[j].c_str();
       char* end = nullptr;
       errno = 0;
       const double v = std::strtod(begin, &end);
+      // ERANGE on underflow is accepted; overflow (of double, or of S when rounded) is not.
+      const bool overflow = (errno == ERANGE && std::isinf(v)) || std::isinf(static_cast<S>(v));
       while (end && (*end == ' ' || *end == '\t')) ++end;
-      detail::require(end != begin && end && *end == '\0' && errno != ERANGE, "read_csv", source, ": line ", lineno,
-                      ", field '", t.names[j], "' is not a number: '", fields[j], "'");
+      detail::require(end != begin && end && *end == '\0', "read_csv", source, ": line ", lineno, ", field '",
+                      t.names[j], "' is not a number: '", fields[j], "'");
+      detail::require(!overflow, "read_csv", source, ": line ", lineno, ", field '", t.names[j],
+                      "' is out of the range of ", sizeof(S) == 4 ? "float" : "double", ": '", fields[j], "'");
       values.push_back(v);
     }
     ++records;

@@ -71,13 +71,14 @@ class basic_discrete_bayes_net_data {
   /// @param names          variable names (for messages), one per row of `x`
   /// @param cardinalities  K_i, one per row of `x`
   /// @throws invalid_argument naming the variable and record of a state out of range, or for
-  ///         a wrong number of rows
+  ///         a wrong number of rows or no records at all
   basic_discrete_bayes_net_data(const Eigen::Ref<const Eigen::MatrixXi>& x, std::vector<std::string> names,
                                 std::vector<int> cardinalities, const bn_data_options& options = {})
       : basic_discrete_bayes_net_data(x, vector_t<weight_type>::Ones(x.cols()), std::move(names),
                                       std::move(cardinalities), options) {}
 
-  /// Weighted records: record n counts `weights(n)` times (finite, >= 0, with a finite sum).
+  /// Weighted records: record n counts `weights(n)` times (finite, >= 0, with a finite and
+  /// positive sum: all-zero weights are rejected, as are zero records).
   basic_discrete_bayes_net_data(const Eigen::Ref<const Eigen::MatrixXi>& x,
                                 const Eigen::Ref<const vector_t<weight_type>>& weights,
                                 std::vector<std::string> names, std::vector<int> cardinalities,
@@ -106,6 +107,9 @@ class basic_discrete_bayes_net_data {
     num_records_ = x.cols();
     total_weight_ = weights.sum();
     detail::require(std::isfinite(total_weight_), fn, "argument 'weights' must have a finite sum, got ", total_weight_);
+    // Data that carry no information would "fit" with objective 0 and any tables.
+    detail::require(num_records_ > 0, fn, "argument 'x' must have at least one record (column), got 0");
+    detail::require(total_weight_ > 0, fn, "argument 'weights' must not all be zero (total weight 0: nothing to fit)");
     if (options.group)
       group(x, weights);
     else {

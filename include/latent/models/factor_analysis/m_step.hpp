@@ -70,8 +70,6 @@ double basic_factor_analysis<S>::e_step(const moments_type& m, stats_type& s) co
   constexpr std::string_view fn = "factor_analysis::e_step";
   require_params(fn);
   check_moment_shape(m, dim(), fn);
-  detail::require(std::isfinite(m.count) && m.count > A(0), fn, "argument 'moments' must have a positive count, got ",
-                  m.count);
   check_stats(s, fn);
   const A w = m.count;
   const vector_t<A>& mu = c_.p.mean;
@@ -95,8 +93,20 @@ double basic_factor_analysis<S>::e_step(const moments_type& m, stats_type& s) co
   s.sum_yz += smu_bt + e * sz.transpose();
   s.sum_z += sz;
   s.sum_zz += A(0.5) * (zz + zz.transpose()) + w * c_.m_inv;
-  // sum_n (x - mu)^T Sigma^{-1} (x - mu) = tr(Psi^{-1} Smu) - tr(G^T Smu G M^{-1}), G = Psi^{-1} Lambda.
-  const A quad = smu.diagonal().dot(c_.psi_inv) - (c_.psi_inv_loadings.transpose() * smu_bt).trace();
+  // sum_n (x - mu)^T Sigma^{-1} (x - mu) = tr(Psi^{-1} Smu) - tr(G^T Smu G M^{-1}), G = Psi^{-1} Lambda:
+  // the fast form, a difference; near a Heywood case (or where it cancels) the residual form
+  // (kernels.hpp) on a factor C C^T = S of the covariance, Smu = W (C C^T + a a^T). O(d^3).
+  const A first = smu.diagonal().dot(c_.psi_inv);
+  A quad = first - (c_.psi_inv_loadings.transpose() * smu_bt).trace();
+  if (c_.residual_form || !(quad * A(detail::fa_cancellation_limit) >= first)) {
+    const Eigen::LDLT<matrix_t<A>> ldlt(m.covariance);
+    matrix_t<A> f(dim(), dim() + 1);
+    f.leftCols(dim()) = ldlt.matrixL();
+    f.leftCols(dim()) = ldlt.transpositionsP().transpose() * f.leftCols(dim());
+    f.leftCols(dim()) = f.leftCols(dim()) * ldlt.vectorD().cwiseMax(A(0)).cwiseSqrt().asDiagonal();
+    f.col(dim()) = a;
+    quad = w * detail::fa_residual_quad_sum(c_, f);
+  }
   return static_cast<double>(w * c_.log_const - A(0.5) * quad);
 }
 

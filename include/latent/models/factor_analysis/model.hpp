@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -139,7 +140,7 @@ class basic_factor_analysis {
   double e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
     constexpr std::string_view fn = "factor_analysis::e_step";
     const Eigen::Index b = end - begin;
-    check_data(x, s, fn);
+    check_data(x, begin, end, s, fn);
     if (b <= 0) return 0.0;
     const matrix_t<S> y = x.x().middleCols(begin, b).colwise() - p_.mean;
     matrix_t<S> ut, ezt;
@@ -148,7 +149,7 @@ class basic_factor_analysis {
     const double total = static_cast<double>(c_.log_const * static_cast<accumulator_type>(weight_of(x, begin, b)) -
                                              accumulator_type(0.5) * detail::fa_weighted_sum(x, begin, quad));
     detail::fa_check_block(x, begin, b, total, fn);
-    detail::fa_accumulate(c_, x, begin, y, ezt, c_.m_inv, /*exact=*/true, s);
+    detail::fa_accumulate(c_, x, begin, y, ezt, c_.m_inv, /*exact=*/true, s, fn);
     return total;
   }
 
@@ -181,8 +182,7 @@ class basic_factor_analysis {
     detail::require(state.rows() == factors() && state.cols() == x.size(), "factor_analysis::e_step",
                     "argument 'state' must be ", factors(), " x ", x.size(), " (make_variational_state), got ",
                     state.rows(), " x ", state.cols());
-    detail::require(0 <= begin && begin <= end && end <= x.size(), "factor_analysis::e_step", "block [", begin, ", ",
-                    end, ") is outside the ", x.size(), " columns of 'x'");
+    check_block(x, begin, end, "factor_analysis::e_step");
     if (!family.warm_start) {
       matrix_t<S> mt;
       return mean_field_e_step(x, begin, end, s, family, mt);
@@ -200,7 +200,7 @@ class basic_factor_analysis {
     constexpr std::string_view fn = "factor_analysis::e_step";
     validate(family, fn);
     const Eigen::Index b = end - begin;
-    check_data(x, s, fn);
+    check_data(x, begin, end, s, fn);
     if (b <= 0) return 0.0;
     const matrix_t<S> y = x.x().middleCols(begin, b).colwise() - p_.mean;
     row_vector_t<accumulator_type> elbo;
@@ -210,7 +210,7 @@ class basic_factor_analysis {
                      : elbo.sum());
     detail::fa_check_block(x, begin, b, total, fn);
     const matrix_t<accumulator_type> s2 = c_.m.diagonal().cwiseInverse().asDiagonal();
-    detail::fa_accumulate(c_, x, begin, y, mt, s2, /*exact=*/false, s);
+    detail::fa_accumulate(c_, x, begin, y, mt, s2, /*exact=*/false, s, fn);
     return total;
   }
 
@@ -395,15 +395,28 @@ class basic_factor_analysis {
       detail::throw_invalid(fn, "the model has no parameters yet: call initialize, initialize_pca or set_params");
   }
 
+  /// Every member of `s` must have this model's shape (d, k): O(1), once per call.
   void check_stats(const stats_type& s, std::string_view fn) const {
-    detail::require(s.reference.size() == dim() && s.sum_z.size() == k_, fn,
-                    "argument 's' must be statistics of a model with d = ", dim(), " and k = ", k_,
-                    " (from zero_stats), got d = ", s.reference.size(), ", k = ", s.sum_z.size());
+    const Eigen::Index d = dim();
+    detail::require(s.reference.size() == d && s.sum_y.size() == d && s.sum_yy.size() == d &&
+                        s.sum_yz.rows() == d && s.sum_yz.cols() == k_ && s.sum_z.size() == k_ &&
+                        s.sum_zz.rows() == k_ && s.sum_zz.cols() == k_,
+                    fn, "argument 's' must be statistics of a model with d = ", d, " and k = ", k_,
+                    " (from zero_stats), got reference ", s.reference.size(), ", sum_y ", s.sum_y.size(), ", sum_yy ",
+                    s.sum_yy.size(), ", sum_yz ", s.sum_yz.rows(), " x ", s.sum_yz.cols(), ", sum_z ", s.sum_z.size(),
+                    ", sum_zz ", s.sum_zz.rows(), " x ", s.sum_zz.cols());
   }
 
-  void check_data(const data_type& x, const stats_type& s, std::string_view fn) const {
+  static void check_block(const data_type& x, Eigen::Index begin, Eigen::Index end, std::string_view fn) {
+    detail::require(0 <= begin && begin <= end && end <= x.size(), fn, "block [", begin, ", ", end,
+                    ") is outside the ", x.size(), " columns of 'x'");
+  }
+
+  void check_data(const data_type& x, Eigen::Index begin, Eigen::Index end, const stats_type& s,
+                  std::string_view fn) const {
     require_params(fn);
     detail::require_rows(x.x(), dim(), fn, "x");
+    check_block(x, begin, end, fn);
     check_stats(s, fn);
   }
 
@@ -413,19 +426,40 @@ class basic_factor_analysis {
     detail::require_finite(x, fn, "x");
   }
 
+  /// Moments filled by hand must be what `sample_moments` guarantees: the shape of d, a
+  /// positive finite count, a finite mean, a finite symmetric covariance (to 1e-10 relative).
+  /// O(d^2), once per call.
   static void check_moment_shape(const moments_type& m, Eigen::Index d, std::string_view fn) {
+    using A = accumulator_type;
     detail::require(m.mean.size() == d && m.covariance.rows() == d && m.covariance.cols() == d, fn,
                     "argument 'moments' must have d = ", d, " (mean ", m.mean.size(), ", covariance ",
                     m.covariance.rows(), " x ", m.covariance.cols(), ")");
+    detail::require(std::isfinite(m.count) && m.count > A(0), fn,
+                    "argument 'moments' must have a positive finite count, got ", m.count);
+    detail::require_finite(m.mean, fn, "moments.mean");
+    detail::require_finite_symmetric(m.covariance, fn, "moments.covariance");
   }
 
+  /// The data a start is computed from. Factor analysis needs N >= k + 2 observations with
+  /// positive weight (the sample covariance has rank <= N - 1, which must exceed k for the
+  /// noise to be estimable); N < d is allowed otherwise: the uniquenesses' floor keeps the
+  /// likelihood bounded, and EM converges (typically with uniquenesses at the floor).
   void check_initial_data(const data_type& x, std::string_view fn) const {
     detail::require(x.size() > 0, fn, "argument 'x' must have at least one column");
     detail::require(x.dim() > k_, fn, "argument 'x' must have more rows (d) than factors (k = ", k_, "), got d = ",
-                    x.dim());
+                    x.dim(), x.size() > x.dim() ? concat(" (observations are columns; if yours are the ", x.dim(),
+                                                         " rows, pass x.transpose())")
+                                                : std::string());
     detail::require_finite(x.x(), fn, "x");
     detail::require(x.total_weight() > 0.0, fn, "argument 'x' must have positive total weight, got ",
                     x.total_weight());
+    const Eigen::Index used = x.weighted() ? static_cast<Eigen::Index>((x.weights().array() > S(0)).count()) : x.size();
+    detail::require(used >= k_ + 2, fn, "argument 'x' has ", used, " observations (columns with positive weight) of d = ",
+                    x.dim(), " variables, but k = ", k_, " factors need at least k + 2 = ", k_ + 2,
+                    x.dim() > x.size() ? concat("; observations are columns: if yours are the ", x.dim(),
+                                                " rows, pass x.transpose()")
+                                       : std::string());
+    detail::require_representable_spread(x, fn);
   }
 
   Eigen::Index k_;

@@ -38,13 +38,66 @@ vector_t<accumulator_t<S>> weighted_row_sum(const basic_observations<S>& x, Map&
   return out;
 }
 
+/// Checks that data of scalar S can be summarized and fitted without overflow: for every
+/// variable j, with r_j = (max_n x_jn - min_n x_jn) / 2 (a bound on |x_jn - c| for any centre c
+/// in the data's range, the model mean included), requires 64 r_j^2 max(N, W) <= the largest
+/// S, so that squares of centred values and their (weighted) sums stay finite with room for
+/// the shifts in the statistics. O(N d), no allocation per column.
+/// @throws invalid_argument naming 'x' (and the variable) if not: rescaling is the caller's.
+template <Scalar S>
+void require_representable_spread(const basic_observations<S>& x, std::string_view fn) {
+  if (x.size() == 0) return;
+  const vector_t<S> hi = x.x().rowwise().maxCoeff(), lo = x.x().rowwise().minCoeff();
+  const double count = std::max(static_cast<double>(x.size()), static_cast<double>(x.total_weight()));
+  const double bound = std::sqrt(static_cast<double>(std::numeric_limits<S>::max()) / (64.0 * count));
+  for (Eigen::Index j = 0; j < x.dim(); ++j) {
+    const double half_range = 0.5 * static_cast<double>(hi(j)) - 0.5 * static_cast<double>(lo(j));
+    require(half_range <= bound, fn, "argument 'x' is too large for ", sizeof(S) == 4 ? "float" : "double",
+            ": variable ", j, " spans [", lo(j), ", ", hi(j), "], and the squares of its deviations summed over ",
+            count, " observations would overflow (half-range must be <= ", bound,
+            "); rescale the data, e.g. divide by a power of 10");
+  }
+}
+
+/// Checks a square matrix: finite and symmetric to 1e-10 relative (the argument is named
+/// `name`). One pass over the lower triangle: O(d^2), cheap enough for every E-step.
+template <Scalar A>
+void require_finite_symmetric(const matrix_t<A>& c, std::string_view fn, std::string_view name) {
+  A scale = 0, asym = 0;
+  bool finite = true;
+  for (Eigen::Index j = 0; j < c.cols(); ++j)
+    for (Eigen::Index i = j; i < c.rows(); ++i) {
+      const A lower = c(i, j), upper = c(j, i);
+      finite = finite && std::isfinite(lower) && std::isfinite(upper);
+      scale = std::max(scale, std::max(std::abs(lower), std::abs(upper)));
+      asym = std::max(asym, std::abs(lower - upper));
+    }
+  if (!finite) require_finite(c, fn, name);  // names the entry
+  require(asym <= A(1e-10) * scale, fn, "argument '", name, "' must be symmetric, but max |C - C^T| = ", asym,
+          " (max |C| = ", scale, ")");
+}
+
+/// The weighted mean of the columns of `x` in `accumulator_t<S>`, `w` = `x.total_weight()` (>
+/// 0). If the plain sum overflows (values near the largest double), the mean is taken about
+/// the mid-range c_j = max_j / 2 + min_j / 2, where the deviations cannot overflow.
+template <Scalar S>
+vector_t<accumulator_t<S>> weighted_mean(const basic_observations<S>& x, accumulator_t<S> w) {
+  using A = accumulator_t<S>;
+  vector_t<A> mean = weighted_row_sum(x, [](const matrix_t<A>& c) -> const matrix_t<A>& { return c; }) / w;
+  if (mean.allFinite()) return mean;
+  const vector_t<A> centre = A(0.5) * x.x().rowwise().maxCoeff().template cast<A>() +
+                             A(0.5) * x.x().rowwise().minCoeff().template cast<A>();
+  return centre +
+         weighted_row_sum(x, [&](const matrix_t<A>& c) { return matrix_t<A>(c.colwise() - centre); }) / w;
+}
+
 /// The weighted mean and the per-variable (ML) variances of the columns of `x`, in
 /// `accumulator_t<S>`, in two passes. `w` must be `x.total_weight()` (> 0).
 template <Scalar S>
 void weighted_mean_and_variance(const basic_observations<S>& x, accumulator_t<S> w, vector_t<accumulator_t<S>>& mean,
                                 vector_t<accumulator_t<S>>& var) {
   using A = accumulator_t<S>;
-  mean = weighted_row_sum(x, [](const matrix_t<A>& c) -> const matrix_t<A>& { return c; }) / w;
+  mean = weighted_mean(x, w);
   var = weighted_row_sum(x, [&](const matrix_t<A>& c) { return matrix_t<A>((c.colwise() - mean).cwiseAbs2()); }) / w;
 }
 
@@ -67,7 +120,9 @@ struct basic_sample_moments {
   /// Moments of the columns of `x` (observations are columns), in two passes (the mean, then
   /// the second moment about it), so no large numbers cancel. Each chunk of 2048 columns is
   /// centred and multiplied in S and added in A. O(N d^2).
-  /// @throws invalid_argument if `x` is empty, not finite, or its weights sum to 0.
+  /// @throws invalid_argument if `x` is empty, not finite, its weights sum to 0, or its
+  ///         spread is too large for S (`detail::require_representable_spread`: the variances
+  ///         would overflow; rescale the data).
   static basic_sample_moments from_data(const basic_observations<S>& x) {
     constexpr std::string_view fn = "sample_moments::from_data";
     detail::require(x.size() > 0 && x.dim() > 0, fn, "argument 'x' must have at least one row and column, got ",
@@ -76,8 +131,9 @@ struct basic_sample_moments {
     basic_sample_moments m;
     m.count = x.total_weight();
     detail::require(m.count > A(0), fn, "argument 'x' must have positive total weight, got ", m.count);
+    detail::require_representable_spread(x, fn);
     const Eigen::Index d = x.dim(), n = x.size();
-    m.mean = detail::weighted_row_sum(x, [](const matrix_t<A>& c) -> const matrix_t<A>& { return c; }) / m.count;
+    m.mean = detail::weighted_mean(x, m.count);
     // Centre about the mean rounded to S (exact in A), then move the moment to the mean:
     // sum w (x - c)(x - c)^T / W = C + (mean - c)(mean - c)^T.
     const vector_t<S> centre = m.mean.template cast<S>();
@@ -110,16 +166,12 @@ struct basic_sample_moments {
     const Eigen::Index d = covariance.rows();
     detail::require(d > 0 && covariance.cols() == d, fn, "argument 'covariance' must be square and non-empty, got ",
                     covariance.rows(), " x ", covariance.cols());
-    detail::require_finite(covariance, fn, "covariance");
     detail::require(std::isfinite(count) && count > A(0), fn, "argument 'count' must be positive and finite, got ",
                     count);
     detail::require(mean.size() == 0 || mean.size() == d, fn, "argument 'mean' must be empty or have ", d,
                     " entries, got ", mean.size());
     if (mean.size() > 0) detail::require_finite(mean, fn, "mean");
-    const A scale = covariance.cwiseAbs().maxCoeff();
-    const A asym = (covariance - covariance.transpose()).cwiseAbs().maxCoeff();
-    detail::require(asym <= A(1e-10) * scale, fn, "argument 'covariance' must be symmetric, but max |C - C^T| = ",
-                    asym, " (max |C| = ", scale, ")");
+    detail::require_finite_symmetric(matrix_t<A>(covariance), fn, "covariance");
     basic_sample_moments m;
     m.count = count;
     m.mean = mean.size() > 0 ? vector_t<A>(mean) : vector_t<A>::Zero(d);

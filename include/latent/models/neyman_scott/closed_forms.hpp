@@ -54,8 +54,9 @@ using neyman_scott_mle = basic_neyman_scott_mle<double>;
 /// @throws invalid_argument if K < 2, N = 0, an entry is not finite, or the total weight is 0
 template <Scalar S>
 basic_neyman_scott_joint_estimate<S> neyman_scott_joint_mle(const basic_observations<S>& y) {
-  const auto t = detail::neyman_scott_data_totals(y, "neyman_scott_joint_mle", true);
-  return {t.group_mean, static_cast<S>(t.within / (t.K * t.weight))};
+  constexpr std::string_view fn = "neyman_scott_joint_mle";
+  const auto t = detail::neyman_scott_data_totals(y, fn, true);
+  return {t.group_mean, t.variance(t.within / (t.K * t.weight), fn, "theta")};
 }
 
 /// The closed-form marginal MLE of (theta, mu, tau2) (the estimated-prior model).
@@ -83,7 +84,8 @@ basic_neyman_scott_joint_estimate<S> neyman_scott_joint_mle(const basic_observat
 ///         there is no variation within any group (the likelihood is unbounded)
 template <Scalar S>
 basic_neyman_scott_mle<S> neyman_scott_marginal_mle(const basic_observations<S>& y) {
-  const auto t = detail::neyman_scott_data_totals(y, "neyman_scott_marginal_mle");
+  constexpr std::string_view fn = "neyman_scott_marginal_mle";
+  const auto t = detail::neyman_scott_data_totals(y, fn);
   const double theta_w = t.within / ((t.K - 1.0) * t.weight);
   double theta = theta_w, tau2 = t.between - theta_w / t.K;
   if (!(t.between >= theta_w / t.K)) {
@@ -91,9 +93,13 @@ basic_neyman_scott_mle<S> neyman_scott_marginal_mle(const basic_observations<S>&
     tau2 = 0.0;
   }
   basic_neyman_scott_mle<S> r;
-  r.params = {static_cast<S>(theta), static_cast<S>(t.mean), static_cast<S>(tau2)};
+  r.params = {t.variance(theta, fn, "theta"), t.location(t.mean), t.variance(tau2, fn, "tau2")};
   r.on_boundary = r.params.tau2 == S(0);
-  r.log_likelihood = detail::neyman_scott_log_likelihood(t, r.params.theta, r.params.mu, r.params.tau2);
+  // The log-likelihood at the rounded estimates, evaluated on the scaled totals.
+  const int e = t.exponent;
+  r.log_likelihood = t.log_likelihood(detail::neyman_scott_log_likelihood(
+      t, std::ldexp(static_cast<double>(r.params.theta), -2 * e), std::ldexp(static_cast<double>(r.params.mu), -e),
+      std::ldexp(static_cast<double>(r.params.tau2), -2 * e)));
   return r;
 }
 
@@ -128,8 +134,15 @@ basic_neyman_scott_mle<S> neyman_scott_fixed_prior_mle(const basic_observations<
   detail::require(std::isfinite(tau2) && tau2 > 0.0, fn,
                   "argument 'tau2' must be finite and > 0, got ", tau2);
   const auto t = detail::neyman_scott_data_totals(y, fn);
-  const double K = t.K, a = K * tau2, sw = t.within / t.weight;
-  const double d = K * (t.between + (t.mean - mu) * (t.mean - mu));
+  // In the units of the scaled totals (see neyman_scott_data_totals); mu and tau2 are the
+  // caller's, so they are scaled too.
+  const int e = t.exponent;
+  const double mu_s = std::ldexp(mu, -e), tau2_s = std::ldexp(tau2, -2 * e);
+  // tau2_s may underflow to 0 for huge data (a prior negligible at the data's scale: the
+  // formulas below hold for a = 0); it must not overflow.
+  detail::require(std::isfinite(tau2_s), fn, "argument 'tau2' (", tau2, ") is too large for data of magnitude 2^", e);
+  const double K = t.K, a = K * tau2_s, sw = t.within / t.weight;
+  const double d = K * (t.between + (t.mean - mu_s) * (t.mean - mu_s));
   const double theta_w = sw / (K - 1.0), theta_b = d - a;
   const double hi = std::max(theta_w, theta_b);
 
@@ -201,15 +214,21 @@ basic_neyman_scott_mle<S> neyman_scott_fixed_prior_mle(const basic_observations<
   r.params.mu = static_cast<S>(mu);
   r.params.tau2 = static_cast<S>(tau2);
   r.log_likelihood = -std::numeric_limits<double>::infinity();
+  bool assigned = false;
   for (const double root : roots) {
-    const S th = static_cast<S>(root);
+    const S th = t.variance(root, fn, "theta");
     r.local_maxima.push_back(th);
-    const double ll = detail::neyman_scott_log_likelihood(t, th, mu, tau2);
-    if (ll > r.log_likelihood) {
+    const double ll = t.log_likelihood(detail::neyman_scott_log_likelihood(
+        t, std::ldexp(static_cast<double>(th), -2 * e), mu_s, tau2_s));
+    if (!assigned || ll > r.log_likelihood) {
       r.log_likelihood = ll;
       r.params.theta = th;
+      assigned = true;
     }
   }
+  if (!std::isfinite(r.log_likelihood) || !(r.params.theta > S(0)))
+    throw numerical_error(detail::concat(fn, ": no finite maximum found (theta ", r.params.theta,
+                                         ", log-likelihood ", r.log_likelihood, ")"));
   return r;
 }
 

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string_view>
 
 namespace latent::detail {
@@ -105,7 +106,9 @@ neyman_scott_sums neyman_scott_block_sums(const basic_observations<S>& x, Eigen:
   return t;
 }
 
-/// Weighted totals that every closed form is a function of (all in double).
+/// Weighted totals that every closed form is a function of (all in double), of the data scaled
+/// by 2^-exponent (see `neyman_scott_data_totals`): a variance v of the data is
+/// ldexp(v', 2 exponent), a location ldexp(m', exponent).
 template <Scalar S>
 struct neyman_scott_totals {
   double K = 0.0;        ///< replicates per group
@@ -113,7 +116,25 @@ struct neyman_scott_totals {
   double within = 0.0;   ///< SS_w = sum w_n S_n
   double mean = 0.0;     ///< ybar = sum w_n ybar_n / W
   double between = 0.0;  ///< V = sum w_n (ybar_n - ybar)^2 / W (variance of the group means)
-  row_vector_t<S> group_mean;  ///< ybar_n (only if asked for)
+  int exponent = 0;      ///< the totals are of y 2^-exponent (0 unless the data are extreme)
+  row_vector_t<S> group_mean;  ///< ybar_n, in the data's units (only if asked for)
+
+  /// A variance (theta, tau2) computed from the totals, back in the data's units, rounded to S.
+  /// @throws invalid_argument naming 'y' if it overflows S, or a positive one underflows to 0
+  ///         (the data are too large or too small for S).
+  S variance(double v, std::string_view function, std::string_view what) const {
+    const S rounded = static_cast<S>(std::ldexp(v, 2 * exponent));
+    require(std::isfinite(rounded) && (v == 0.0 || rounded > S(0)), function, "argument 'y' is too ",
+            exponent > 0 ? "large" : "small", " for the estimate of ", what, " to be representable (", v, " x 2^",
+            2 * exponent, "): rescale the data");
+    return rounded;
+  }
+  /// A location (mu) back in the data's units, rounded to S (finite: |mu| <= max |y|).
+  S location(double m) const { return static_cast<S>(std::ldexp(m, exponent)); }
+  /// The log-likelihood in the data's units from the log-likelihood of the scaled data.
+  double log_likelihood(double scaled) const {
+    return scaled - weight * K * static_cast<double>(exponent) * 0.6931471805599453;  // ln 2
+  }
 };
 
 /// Checks the data of a free function (K >= 2, N >= 1, finite, positive total weight).
@@ -127,12 +148,9 @@ void neyman_scott_require_data(const basic_observations<S>& y, std::string_view 
           "argument 'y' must have a positive total weight, got ", y.total_weight());
 }
 
-/// Two-pass weighted totals of the data: the grand mean first, then the sums about it (so V is
-/// the variance of the means about their own mean, without cancellation).
+/// Two-pass weighted totals of already checked data (see `neyman_scott_data_totals`).
 template <Scalar S>
-neyman_scott_totals<S> neyman_scott_data_totals(const basic_observations<S>& y, std::string_view function,
-                                                bool keep_group_means = false) {
-  neyman_scott_require_data(y, function);
+neyman_scott_totals<S> neyman_scott_unscaled_totals(const basic_observations<S>& y) {
   neyman_scott_totals<S> t;
   t.K = static_cast<double>(y.dim());
   const neyman_scott_sums first = neyman_scott_block_sums(y, 0, y.size(), 0.0);
@@ -145,7 +163,36 @@ neyman_scott_totals<S> neyman_scott_data_totals(const basic_observations<S>& y, 
   const double d = about.dev / t.weight;
   t.mean = grand + d;
   t.between = std::max(0.0, about.dev2 / t.weight - d * d);
-  if (keep_group_means) t.group_mean = y.x().colwise().mean();
+  return t;
+}
+
+/// Two-pass weighted totals of the data: the grand mean first, then the sums about it (so V is
+/// the variance of the means about their own mean, without cancellation).
+///
+/// Extreme but finite data (max |y| above 2^(e/4) or below 2^(-e/4), e the largest exponent of
+/// S: ~1e77 and 1e-77 in double, ~4e9 and 2e-10 in float) are summarized after an exact
+/// scaling by a power of two, 2^-exponent, so that no square or sum overflows or underflows;
+/// the closed forms undo the scaling on output (`variance`, `location`, `log_likelihood`) and
+/// reject, naming 'y', only an estimate that is itself not representable in S.
+template <Scalar S>
+neyman_scott_totals<S> neyman_scott_data_totals(const basic_observations<S>& y, std::string_view function,
+                                                bool keep_group_means = false) {
+  neyman_scott_require_data(y, function);
+  const S top = y.x().cwiseAbs().maxCoeff();
+  const int limit = std::numeric_limits<S>::max_exponent / 4;
+  int exponent = 0;
+  if (top > S(0) && (std::ilogb(top) > limit || std::ilogb(top) < -limit)) exponent = std::ilogb(top);
+  neyman_scott_totals<S> t;
+  if (exponent == 0) {
+    t = neyman_scott_unscaled_totals(y);
+    if (keep_group_means) t.group_mean = y.x().colwise().mean();
+  } else {
+    const matrix_t<S> scaled = y.x() * std::ldexp(S(1), -exponent);
+    t = y.weighted() ? neyman_scott_unscaled_totals(basic_observations<S>(scaled, y.weights()))
+                     : neyman_scott_unscaled_totals(basic_observations<S>(scaled));
+    t.exponent = exponent;
+    if (keep_group_means) t.group_mean = scaled.colwise().mean() * std::ldexp(S(1), exponent);
+  }
   require(t.within > 0.0, function,
           "argument 'y' must vary within at least one group (the within-group sum of squares is ",
           t.within, "): otherwise the likelihood is unbounded as theta -> 0");
