@@ -27,6 +27,7 @@
 #include <latent/estimators/per_observation.hpp>
 
 #include <latent/io/csv.hpp>
+#include <latent/io/idx.hpp>
 
 #include <latent/optim/adam.hpp>
 #include <latent/optim/sgd.hpp>
