@@ -403,13 +403,15 @@ TEST_CASE("estimators: bad input is invalid_argument", "[estimators][bad-input]"
   const gaussian_case c = make_case(4, 11);
   const linear_vae vae(c.x, c.k);
   auto rng = make_rng(9);
-  const std::vector<Eigen::Index> idx{0, 2}, bad{0, 4}, negative{-1}, none;
+  const std::vector<Eigen::Index> idx{0, 2}, bad{0, 4}, negative{-1}, none, twice{2, 0, 2};
   const latent::diagonal_gaussians q = latent::encoder_gaussians(vae, c.params, idx);
   using latent::invalid_argument;
   CHECK_THROWS_AS(latent::estimate_log_likelihood(vae, c.params, idx, rng, {.num_samples = 0}), invalid_argument);
   CHECK_THROWS_AS(latent::estimate_log_likelihood(vae, c.params, bad, rng), invalid_argument);
   CHECK_THROWS_AS(latent::estimate_log_likelihood(vae, c.params, negative, rng), invalid_argument);
   CHECK_THROWS_AS(latent::estimate_log_likelihood(vae, c.params, none, rng), invalid_argument);
+  CHECK_THROWS_AS(latent::estimate_log_likelihood(vae, c.params, twice, rng), invalid_argument);
+  CHECK_THROWS_AS(latent::gap_decomposition(vae, c.params, twice, rng), invalid_argument);
   CHECK_THROWS_AS(latent::estimate_log_likelihood(vae, c.params, idx, rng, {.columns_per_call = 0}), invalid_argument);
   CHECK_THROWS_AS(latent::estimate_log_likelihood(vae, c.params, idx, rng, {.threads = -1}), invalid_argument);
   CHECK_THROWS_AS(latent::estimate_log_likelihood(vae, Eigen::VectorXd::Zero(5), idx, rng), invalid_argument);

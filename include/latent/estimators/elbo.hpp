@@ -40,7 +40,7 @@ struct elbo_options {
   /// S, the draws per observation (>= 1; a standard error needs S >= 2).
   std::size_t num_samples = 1000;
   /// At most this many latent points per `log_joint` call (memory bound; never changes the
-  /// numbers).
+  /// draws, so other values change results at most by rounding).
   Eigen::Index columns_per_call = 8192;
   /// Threads over groups of observations; 0 means the OpenMP default. Identical results for
   /// every thread count.
@@ -119,11 +119,11 @@ inline void require_elbo_options(const elbo_options& opts, std::string_view fn) 
 }  // namespace detail
 
 /// Unbiased Monte Carlo estimates of L[q_n] (see the file comment) for the observations
-/// `indices` of `f` (column indices in [0, N); repeats allowed) and the given Gaussians `q`
+/// `indices` of `f` (distinct column indices in [0, N)) and the given Gaussians `q`
 /// (k x |indices|, column j for indices[j]), with `opts.num_samples` draws per observation.
 /// Draws one seed from `rng`: two calls from engines in the same state use the same standard
 /// normal noise for each observation (common random numbers).
-/// @throws invalid_argument for an empty set, an index out of range, q of the wrong shape or
+/// @throws invalid_argument for an empty set, an index out of range or repeated, q of the wrong shape or
 ///         not finite, S = 0, columns_per_call <= 0 or threads < 0
 template <AmortizedObjective F, std::uniform_random_bit_generator Rng>
 per_observation_estimate estimate_elbo(const F& f, const objective_vector_t<F>& params, minibatch indices,

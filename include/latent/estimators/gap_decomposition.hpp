@@ -64,7 +64,7 @@ struct gap_options {
   double gradient_tolerance = 1e-6;
   double value_tolerance = 1e-12;
   /// At most this many latent points per `log_joint` call (memory bound; never changes the
-  /// numbers).
+  /// draws, so other values change results at most by rounding).
   Eigen::Index columns_per_call = 8192;
   /// Threads over groups of observations; 0 means the OpenMP default. Identical results for
   /// every thread count.
@@ -81,11 +81,11 @@ struct gap_decomposition_result {
   local_gaussians_result optimization;         ///< q* and how each fit ended
 };
 
-/// The gap decomposition of the observations `indices` of `f` (column indices in [0, N);
-/// repeats allowed). Draws one seed from `rng`; every stage has its own per-observation
-/// streams, so the result is the same for any thread count.
-/// @throws invalid_argument for an empty set, an index out of range, S = 0, K = 0, an odd
-///         optimization_samples, max_evaluations = 0, a negative tolerance,
+/// The gap decomposition of the observations `indices` of `f` (distinct column indices in
+/// [0, N)). Draws one seed from `rng`; every stage has its own per-observation streams, so the
+/// result is the same for any thread count.
+/// @throws invalid_argument for an empty set, an index out of range or repeated, S = 0,
+///         K = 0, an odd optimization_samples, max_evaluations = 0, a negative tolerance,
 ///         columns_per_call <= 0 or threads < 0
 /// @throws numerical_error if the objective is not finite where it is evaluated
 template <AmortizedObjective F, std::uniform_random_bit_generator Rng>

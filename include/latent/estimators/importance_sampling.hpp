@@ -53,8 +53,8 @@ struct importance_options {
   /// K, the importance samples per observation (>= 1; a standard error needs K >= 2).
   std::size_t num_samples = 1000;
   /// At most this many latent points (k x columns) per `log_joint` call: bounds the memory of
-  /// the objective's workspace (e.g. a decoder's d x columns activations) per thread. Part of
-  /// the grouping, never of the numbers: any value gives the same estimates.
+  /// the objective's workspace (e.g. a decoder's d x columns activations) per thread. It fixes
+  /// the grouping, never the draws: other values change the estimates at most by rounding.
   Eigen::Index columns_per_call = 8192;
   /// Threads over groups of observations; 0 means the OpenMP default (all cores). The
   /// estimates are identical for every thread count.
@@ -132,11 +132,11 @@ inline void require_importance_options(const importance_options& opts, std::stri
 
 }  // namespace detail
 
-/// Importance-weighted estimates of log p(x_n) for the observations `indices` of `f` (column
-/// indices in [0, N); repeats allowed), with the proposal `proposal` (k x |indices| means and
+/// Importance-weighted estimates of log p(x_n) for the observations `indices` of `f` (distinct
+/// column indices in [0, N)), with the proposal `proposal` (k x |indices| means and
 /// log-scales, column j for indices[j]) and `opts.num_samples` draws per observation. Draws one
 /// seed from `rng` (see estimators/per_observation.hpp). Value-only: no gradients.
-/// @throws invalid_argument for an empty set, an index out of range, a proposal of the wrong
+/// @throws invalid_argument for an empty set, an index out of range or repeated, a proposal of the wrong
 ///         shape or not finite, K = 0, columns_per_call <= 0 or threads < 0 (and whatever the
 ///         objective throws for a wrong parameter vector)
 /// @throws numerical_error if a log-weight is NaN or +inf

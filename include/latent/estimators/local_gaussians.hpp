@@ -78,7 +78,7 @@ struct local_gaussian_options {
   /// L-BFGS memory: the number of (step, gradient change) pairs kept.
   std::size_t memory = 8;
   /// At most about this many latent points per `log_joint` call: observations per group =
-  /// max(1, columns_per_call / S). Never changes the numbers.
+  /// max(1, columns_per_call / S). Never changes the draws.
   Eigen::Index columns_per_call = 8192;
   /// Threads over groups of observations; 0 means the OpenMP default. Identical results for
   /// every thread count.
@@ -348,11 +348,11 @@ local_gaussians_result fit_local(const F& f, const objective_vector_t<F>& params
 
 }  // namespace detail
 
-/// Optimize a diagonal Gaussian q*_n for each observation of `indices` (column indices in
-/// [0, N); repeats allowed), starting from `start` (k x |indices|, column j for indices[j]); see
+/// Optimize a diagonal Gaussian q*_n for each observation of `indices` (distinct column
+/// indices in [0, N)), starting from `start` (k x |indices|, column j for indices[j]); see
 /// the file comment for the objective, the method and the stopping rules. Draws one seed from
 /// `rng` (the cubature points' streams).
-/// @throws invalid_argument for an empty set, an index out of range, `start` of the wrong
+/// @throws invalid_argument for an empty set, an index out of range or repeated, `start` of the wrong
 ///         shape or not finite, an odd num_samples, max_evaluations = 0, memory = 0, a
 ///         negative tolerance, columns_per_call <= 0 or threads < 0
 /// @throws numerical_error if the objective is not finite at a starting point

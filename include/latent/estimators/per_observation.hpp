@@ -6,9 +6,11 @@
 ///
 /// **Randomness.** An estimator draws ONE 64-bit seed from the caller's engine and gives each
 /// observation its own `std::mt19937_64` stream, seeded by (that seed, the observation's column
-/// index, the purpose of the draws). The numbers an observation gets therefore depend neither on
+/// index, the purpose of the draws). The draws an observation gets therefore depend neither on
 /// the number of threads nor on how the observations are grouped into `log_joint` calls, nor on
-/// the other observations of the set; and the same seed gives the same numbers. Two calls that
+/// the other observations of the set; and the same seed gives the same numbers. The results are
+/// identical for every thread count; other groupings (`columns_per_call`) change them at most
+/// by the objective's rounding (matrix products over different column counts). Two calls that
 /// draw their seeds from engines in the same state use the same noise (common random numbers).
 ///
 /// **Threads and memory.** The observations of a set are cut into fixed groups (their size
@@ -94,13 +96,18 @@ inline std::vector<Eigen::Index> all_columns(Eigen::Index n) {
   return v;
 }
 
-/// A non-empty set of column indices in [0, n) (repeats are allowed: they get the same
-/// numbers, since streams are keyed by the column).
+/// A non-empty set of distinct column indices in [0, n) (distinct, as every minibatch an
+/// objective receives).
 inline void require_indices(minibatch indices, Eigen::Index n, std::string_view fn) {
   require(!indices.empty(), fn, "argument 'indices' must not be empty");
   for (std::size_t j = 0; j < indices.size(); ++j)
     require(indices[j] >= 0 && indices[j] < n, fn, "argument 'indices' holds ", indices[j], " at position ", j,
             ", outside [0, ", n, ")");
+  std::vector<Eigen::Index> sorted(indices.begin(), indices.end());
+  std::sort(sorted.begin(), sorted.end());
+  const auto repeat = std::adjacent_find(sorted.begin(), sorted.end());
+  require(repeat == sorted.end(), fn, "argument 'indices' holds ", repeat == sorted.end() ? 0 : *repeat,
+          " more than once");
 }
 
 /// Gaussians of `name` with k x n finite means and log-scales. (Templates here and below keep
