@@ -22,6 +22,8 @@
 
 #include <latent/io/csv.hpp>
 
+#include <latent/nn.hpp>
+
 #include <latent/optim/adam.hpp>
 #include <latent/optim/sgd.hpp>
 
@@ -35,3 +37,4 @@
 #include <latent/models/linear_vae.hpp>
 #include <latent/models/neyman_scott.hpp>
 #include <latent/models/neyman_scott_elbo.hpp>
+#include <latent/models/vae.hpp>

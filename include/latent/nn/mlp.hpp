@@ -37,8 +37,9 @@
 namespace latent::nn {
 
 /// Whether a backward pass overwrites the gradient's blocks or adds into them (e.g. to sum
-/// the gradients of two uses of one network, or of several networks sharing a flat vector).
-enum class gradient_mode { overwrite, accumulate };
+/// the gradients of two uses of one network, or of several networks sharing a flat vector), or
+/// computes no parameter gradient at all (`none`: only the input's, e.g. dlog p(x | z)/dz).
+enum class gradient_mode { overwrite, accumulate, none };
 
 /// What a forward pass keeps for the backward pass: the output H_{l+1} of every layer (the
 /// last one is the network's output), and scratch space for the backward pass.
@@ -96,7 +97,8 @@ class basic_mlp {
   ///
   /// @param d_output  dJ/dH_L (n_L x B); overwritten (used as scratch)
   /// @param grad      a view of the network's P gradient entries: dJ/dparams is written into it
-  ///                  (`overwrite`) or added to it (`accumulate`)
+  ///                  (`overwrite`) or added to it (`accumulate`); not used (may be empty) with
+  ///                  `none`
   /// @param d_input   if not null, resized to n_0 x B and set to dJ/dX; null skips that product
   /// @throws invalid_argument for arguments of the wrong shape
   void backward(const Eigen::Ref<const vector_t<S>>& params, const Eigen::Ref<const matrix_t<S>>& x, workspace& ws,
@@ -109,24 +111,27 @@ class basic_mlp {
                 ws.outputs.back().cols() == b,
             fn, "argument 'ws' does not hold a forward pass of this network on an input of the shape of 'x'");
     require_shape(d_output, output_dim(), b, fn, "d_output");
-    require(grad.size() == num_parameters(), fn, "argument 'grad' must have ", num_parameters(), " entries, got ",
+    const bool want_params = mode != gradient_mode::none;
+    require(!want_params || grad.size() == num_parameters(), fn, "argument 'grad' must have ", num_parameters(), " entries, got ",
             grad.size());
     ws.deltas.resize(static_cast<std::size_t>(layers));
     for (Eigen::Index l = layers - 1; l >= 0; --l) {
       const std::size_t ul = static_cast<std::size_t>(l);
       Eigen::Ref<matrix_t<S>> delta = l == layers - 1 ? d_output : Eigen::Ref<matrix_t<S>>(ws.deltas[ul]);
       multiply_derivative(layout_.activation_of(l), delta, ws.outputs[ul]);
-      auto gw = layout_.weights(grad.data(), l);
-      auto gb = layout_.bias(grad.data(), l);
       const auto w = layout_.weights(params.data(), l);
-      if (l == 0)
-        accumulate_weight_gradient(gw, delta, x, mode);
-      else
-        accumulate_weight_gradient(gw, delta, ws.outputs[ul - 1], mode);
-      if (mode == gradient_mode::overwrite)
-        gb.noalias() = delta.rowwise().sum();
-      else
-        gb.noalias() += delta.rowwise().sum();
+      if (want_params) {
+        auto gw = layout_.weights(grad.data(), l);
+        auto gb = layout_.bias(grad.data(), l);
+        if (l == 0)
+          accumulate_weight_gradient(gw, delta, x, mode);
+        else
+          accumulate_weight_gradient(gw, delta, ws.outputs[ul - 1], mode);
+        if (mode == gradient_mode::overwrite)
+          gb.noalias() = delta.rowwise().sum();
+        else
+          gb.noalias() += delta.rowwise().sum();
+      }
       if (l > 0) {
         matrix_t<S>& previous = ws.deltas[ul - 1];
         previous.resize(layout_.width(l), b);
