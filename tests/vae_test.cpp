@@ -16,6 +16,7 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -413,52 +414,83 @@ TEMPLATE_TEST_CASE("vae: value() equals value_and_gradient()'s value for the sam
 }
 
 TEST_CASE("vae: encode and log_joint reproduce the objective's estimate for the same noise", "[vae]") {
-  for (const vae_likelihood lik : all_likelihoods) {
-    INFO("likelihood " << static_cast<int>(lik));
-    const Eigen::MatrixXd x = make_data(6, 25, lik, 12);
-    const std::vector<Eigen::Index> batch{2, 24, 7, 11};
-    const double n = 25, b = 4;
-    const Eigen::Index k = 2;
-    for (const vae_bound bound : {vae_bound::elbo, vae_bound::iwae}) {
-      vae v(x, small_options(lik, bound, 3));
-      const Eigen::VectorXd p = perturbed_params(v, 13);
-      const Eigen::Index s_count = 2, kk = v.iwae_samples(), reps = s_count * kk;
-      auto rng = make_rng(14);
-      const double estimate = v.value(p, batch, static_cast<std::size_t>(s_count), rng);
+  // A small batch (one chunk) and one of 150 observations (three chunks of at most 64, run on
+  // Eigen::nbThreads() threads): the same formula either way.
+  for (const Eigen::Index nb : {4, 150}) {
+    for (const vae_likelihood lik : all_likelihoods) {
+      INFO("likelihood " << static_cast<int>(lik) << ", batch " << nb);
+      const Eigen::MatrixXd x = make_data(6, 160, lik, 12);
+      std::vector<Eigen::Index> batch = all_columns(160);
+      auto shuffle = make_rng(35);
+      std::shuffle(batch.begin(), batch.end(), shuffle);
+      batch.resize(static_cast<std::size_t>(nb));
+      const double n = 160, b = static_cast<double>(nb);
+      const Eigen::Index k = 2;
+      for (const vae_bound bound : {vae_bound::elbo, vae_bound::iwae}) {
+        vae v(x, small_options(lik, bound, 3));
+        const Eigen::VectorXd p = perturbed_params(v, 13);
+        const Eigen::Index s_count = 2, kk = v.iwae_samples(), reps = s_count * kk, cols = nb * reps;
+        auto rng = make_rng(14);
+        const double estimate = v.value(p, batch, static_cast<std::size_t>(s_count), rng);
 
-      Eigen::MatrixXd m, log_s;
-      v.encode(p, batch, m, log_s);
-      auto replay = make_rng(14);
-      const Eigen::MatrixXd eps = latent::standard_normal(k, 4 * reps, replay);  // the objective's draws
-      Eigen::MatrixXd z(k, 4 * reps);
-      for (Eigen::Index r = 0; r < reps; ++r)
-        z.middleCols(r * 4, 4) = m + log_s.array().exp().matrix().cwiseProduct(eps.middleCols(r * 4, 4));
-      Eigen::VectorXd lj;
-      v.log_joint(p, batch, z, lj, nullptr);
-      // log q(z | x) = sum_j (-eps_j^2 / 2 - log s_j - log(2 pi) / 2).
-      Eigen::VectorXd log_q(4 * reps);
-      for (Eigen::Index c = 0; c < 4 * reps; ++c)
-        log_q(c) = -0.5 * eps.col(c).squaredNorm() - log_s.col(c % 4).sum() - 0.5 * k * latent::log_two_pi;
-      double expected = 0;
-      if (bound == vae_bound::elbo) {
-        // log p(x | z) = log_joint - log p(z), and the KL in closed form.
-        for (Eigen::Index c = 0; c < 4 * reps; ++c)
-          expected += (lj(c) + 0.5 * z.col(c).squaredNorm() + 0.5 * k * latent::log_two_pi) * n / (b * s_count);
-        const Eigen::ArrayXXd s2 = (2 * log_s.array()).exp();
-        expected -= n / b * 0.5 * (m.array().square() + s2 - 1 - 2 * log_s.array()).sum();
-      } else {
-        // column c = (kappa S + s) |B| + j
-        for (Eigen::Index s = 0; s < s_count; ++s)
-          for (Eigen::Index j = 0; j < 4; ++j) {
-            Eigen::VectorXd log_w(kk);
-            for (Eigen::Index kappa = 0; kappa < kk; ++kappa) {
-              const Eigen::Index c = (kappa * s_count + s) * 4 + j;
-              log_w(kappa) = lj(c) - log_q(c);
+        Eigen::MatrixXd m, log_s;
+        v.encode(p, batch, m, log_s);
+        auto replay = make_rng(14);
+        const Eigen::MatrixXd eps = latent::standard_normal(k, cols, replay);  // the objective's draws
+        Eigen::MatrixXd z(k, cols);
+        for (Eigen::Index r = 0; r < reps; ++r)
+          z.middleCols(r * nb, nb) = m + log_s.array().exp().matrix().cwiseProduct(eps.middleCols(r * nb, nb));
+        Eigen::VectorXd lj;
+        v.log_joint(p, batch, z, lj, nullptr);
+        // log q(z | x) = sum_j (-eps_j^2 / 2 - log s_j - log(2 pi) / 2).
+        Eigen::VectorXd log_q(cols);
+        for (Eigen::Index c = 0; c < cols; ++c)
+          log_q(c) = -0.5 * eps.col(c).squaredNorm() - log_s.col(c % nb).sum() - 0.5 * k * latent::log_two_pi;
+        double expected = 0;
+        if (bound == vae_bound::elbo) {
+          // log p(x | z) = log_joint - log p(z), and the KL in closed form.
+          for (Eigen::Index c = 0; c < cols; ++c)
+            expected += (lj(c) + 0.5 * z.col(c).squaredNorm() + 0.5 * k * latent::log_two_pi) * n / (b * s_count);
+          const Eigen::ArrayXXd s2 = (2 * log_s.array()).exp();
+          expected -= n / b * 0.5 * (m.array().square() + s2 - 1 - 2 * log_s.array()).sum();
+        } else {
+          // column c = (kappa S + s) |B| + j
+          for (Eigen::Index s = 0; s < s_count; ++s)
+            for (Eigen::Index j = 0; j < nb; ++j) {
+              Eigen::VectorXd log_w(kk);
+              for (Eigen::Index kappa = 0; kappa < kk; ++kappa) {
+                const Eigen::Index c = (kappa * s_count + s) * nb + j;
+                log_w(kappa) = lj(c) - log_q(c);
+              }
+              expected += (latent::log_sum_exp(log_w) - std::log(double(kk))) * n / (b * s_count);
             }
-            expected += (latent::log_sum_exp(log_w) - std::log(double(kk))) * n / (b * s_count);
-          }
+        }
+        CHECK(estimate == Approx(expected).epsilon(1e-12));
       }
-      CHECK(estimate == Approx(expected).epsilon(1e-12));
+    }
+  }
+}
+
+TEST_CASE("vae: the gradient of a batch of several chunks matches directional finite differences", "[vae]") {
+  for (const vae_bound bound : {vae_bound::elbo, vae_bound::iwae}) {
+    INFO("bound " << static_cast<int>(bound));
+    const Eigen::MatrixXd x = make_data(6, 200, vae_likelihood::gaussian, 36);
+    vae v(x, small_options(vae_likelihood::gaussian, bound));
+    const Eigen::VectorXd p = perturbed_params(v, 37);
+    std::vector<Eigen::Index> batch = all_columns(200);
+    batch.resize(150);  // chunks of 64, 64 and 22 observations
+    const auto f = [&](const Eigen::VectorXd& q) {
+      auto rng = make_rng(38);
+      return v.value(q, batch, 2, rng);
+    };
+    Eigen::VectorXd grad;
+    auto rng = make_rng(38);
+    v.value_and_gradient(p, batch, 2, grad, rng);
+    auto directions = make_rng(39);
+    for (int t = 0; t < 4; ++t) {
+      const Eigen::VectorXd u = latent::standard_normal(p.size(), 1, directions).normalized();
+      const double h = 1e-5, fd = (f(p + h * u) - f(p - h * u)) / (2 * h);
+      CHECK(grad.dot(u) == Approx(fd).epsilon(1e-6).margin(1e-6 * grad.norm()));
     }
   }
 }

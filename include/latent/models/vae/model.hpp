@@ -18,9 +18,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <exception>
 #include <random>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace latent {
 
@@ -54,8 +56,9 @@ struct basic_vae_sample {
 ///
 /// The data are viewed, not copied: keep the matrix alive while the objective is used.
 /// `value_and_gradient` and `value` reuse buffers held by the object (they are non-const, and
-/// one object must not be used for training from two threads at once); everything else is
-/// const and thread-safe.
+/// one object must not be used for training from two threads at once); they split a minibatch
+/// into chunks of 64 observations run on `Eigen::nbThreads()` OpenMP threads. Everything else
+/// is const and thread-safe.
 template <Scalar S>
 class basic_vae {
  public:
@@ -308,13 +311,16 @@ class basic_vae {
   using row_array = Eigen::Array<S, 1, Eigen::Dynamic>;
   static constexpr Eigen::Index block_columns = 4096;  // bounds the memory of new-data passes
 
-  /// Buffers of the training path, reused across steps (no allocation once sized).
-  struct workspace {
-    matrix_type xb, s, z, d_out, dz, d_enc;
+  /// Buffers of one chunk of the training path, reused across steps (no allocation once sized).
+  struct chunk {
+    matrix_type xb, eps, s, z, d_out, dz, d_enc;
     row_array ll, w;
-    vector_type lse;
+    vector_type lse, grad;
     typename network_type::workspace encoder, decoder;
+    double value = 0.0;
   };
+  /// Observations per chunk of a minibatch (see `estimate`).
+  static constexpr Eigen::Index chunk_columns = 64;
 
   Eigen::Ref<const vector_type> decoder_params(const vector_type& params) const {
     return params.segment(decoder_offset(), decoder_.num_parameters());
@@ -379,33 +385,97 @@ class basic_vae {
   /// up to the value is the same code for both, so `value` equals `value_and_gradient`'s value
   /// bit for bit.
   ///
-  /// Columns: the noise, the latent points and the decoder's outputs are k x (|B| S K) (or
-  /// d x ...) with column c = (kappa S + s) |B| + j for proposal kappa of estimate s of
-  /// observation batch[j]; so the log-weights, viewed as a (|B| S) x K matrix, have one row per
-  /// (observation, estimate) and one column per proposal.
+  /// The noise for the whole batch is drawn first, as one k x (|B| S K) matrix whose column
+  /// c = (kappa S + s) |B| + j is proposal kappa of estimate s of observation batch[j]. The
+  /// batch is then cut into chunks of `chunk_columns` observations (a split that does not
+  /// depend on the thread count), each chunk runs the networks on its own columns with its own
+  /// buffers, on the OpenMP threads of `Eigen::nbThreads()` when there are several chunks, and
+  /// the chunks' values and gradients are added in chunk order. (One barrier per step instead
+  /// of Eigen's parallel GEMMs, which spin at several barriers per product and lose badly on
+  /// a loaded machine; a single chunk uses Eigen's GEMM threads.)
   template <class Rng>
   double estimate(const vector_type& params, minibatch batch, std::size_t num_samples, vector_type* grad, Rng& rng,
                   std::string_view fn) {
-    using A = accumulator_type;
     check_params(params.size(), fn);
     detail::require_minibatch(batch, num_observations(), num_samples, fn);
-    const Eigen::Index k = latent_dim(), b = static_cast<Eigen::Index>(batch.size());
+    const Eigen::Index b = static_cast<Eigen::Index>(batch.size());
+    const Eigen::Index reps = static_cast<Eigen::Index>(num_samples) * iwae_samples();
+    eps_ = standard_normal<S>(latent_dim(), b * reps, rng);
+    const Eigen::Index count = (b + chunk_columns - 1) / chunk_columns;
+    if (static_cast<Eigen::Index>(chunks_.size()) < count) chunks_.resize(static_cast<std::size_t>(count));
+    if (grad != nullptr) grad->resize(num_parameters());
+    const auto run = [&](Eigen::Index i) {
+      const Eigen::Index j0 = i * chunk_columns, len = std::min(chunk_columns, b - j0);
+      chunk& ch = chunks_[static_cast<std::size_t>(i)];
+      // Chunk 0 writes its gradient straight into the result; the others into their buffers.
+      vector_type* g = grad == nullptr ? nullptr : i == 0 ? grad : &ch.grad;
+      if (g != nullptr) g->resize(num_parameters());
+      ch.value = estimate_chunk(params, batch, j0, len, num_samples, g, ch);
+    };
+    const int threads = static_cast<int>(std::min<Eigen::Index>(Eigen::nbThreads(), count));
+#if defined(_OPENMP)
+    if (threads > 1) {
+      std::exception_ptr error;
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+      for (Eigen::Index i = 0; i < count; ++i) {
+        try {
+          run(i);
+        } catch (...) {
+#pragma omp critical(latent_vae_error)
+          if (!error) error = std::current_exception();
+        }
+      }
+      if (error) std::rethrow_exception(error);
+    } else
+#endif
+    {
+      for (Eigen::Index i = 0; i < count; ++i) run(i);
+    }
+    double value = 0.0;
+    for (Eigen::Index i = 0; i < count; ++i) value += chunks_[static_cast<std::size_t>(i)].value;
+    if (grad != nullptr) add_chunk_gradients(*grad, count, threads);
+    return value;
+  }
+
+  /// grad += the gradients of chunks 1..count-1, in chunk order, split over `threads` by
+  /// segments of the parameter vector.
+  void add_chunk_gradients(vector_type& grad, Eigen::Index count, int threads) {
+    if (count < 2) return;
+    const Eigen::Index p = grad.size(), segment = 1 << 14, segments = (p + segment - 1) / segment;
+    const auto add = [&](Eigen::Index t) {
+      const Eigen::Index begin = t * segment, len = std::min(segment, p - begin);
+      for (Eigen::Index i = 1; i < count; ++i) grad.segment(begin, len) += chunks_[static_cast<std::size_t>(i)].grad.segment(begin, len);
+    };
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+#endif
+    for (Eigen::Index t = 0; t < segments; ++t) add(t);
+  }
+
+  /// Observations batch[j0 .. j0 + len) with estimates and proposals laid out as in the full
+  /// batch (column (kappa S + s) len + j of the chunk is column (kappa S + s) |B| + j0 + j of
+  /// the batch's noise). Returns the chunk's share of the value (scaled by N / |B| with the
+  /// full batch's |B|) and overwrites `*grad` with its share of the gradient.
+  double estimate_chunk(const vector_type& params, minibatch batch, Eigen::Index j0, Eigen::Index b,
+                        std::size_t num_samples, vector_type* grad, chunk& ws) const {
+    using A = accumulator_type;
+    const Eigen::Index k = latent_dim(), full_b = static_cast<Eigen::Index>(batch.size());
     const Eigen::Index s_count = static_cast<Eigen::Index>(num_samples), kk = iwae_samples();
     const Eigen::Index reps = s_count * kk, cols = b * reps;
     const bool iwae = options_.bound == vae_bound::iwae;
     const A n = static_cast<A>(num_observations());
-    const A c = n / static_cast<A>(b * s_count), cb = n / static_cast<A>(b);
-    workspace& ws = ws_;
+    const A c = n / static_cast<A>(full_b * s_count), cb = n / static_cast<A>(full_b);
 
-    ws.xb = x_(Eigen::all, batch);
+    ws.xb = x_(Eigen::all, batch.subspan(static_cast<std::size_t>(j0), static_cast<std::size_t>(b)));
+    ws.eps.resize(k, cols);
+    for (Eigen::Index r = 0; r < reps; ++r) ws.eps.middleCols(r * b, b) = eps_.middleCols(r * full_b + j0, b);
     const matrix_type& enc = encoder_.forward(params.head(decoder_offset()), ws.xb, ws.encoder);
     const auto m = enc.topRows(k);
     const auto log_s = enc.bottomRows(k);
     ws.s = log_s.array().exp().matrix();
-    const matrix_type eps = standard_normal<S>(k, cols, rng);
     ws.z.resize(k, cols);
     for (Eigen::Index r = 0; r < reps; ++r)
-      ws.z.middleCols(r * b, b) = m + ws.s.cwiseProduct(eps.middleCols(r * b, b));
+      ws.z.middleCols(r * b, b) = m + ws.s.cwiseProduct(ws.eps.middleCols(r * b, b));
     const matrix_type& out = decoder_.forward(decoder_params(params), ws.z, ws.decoder);
     column_log_likelihood(out, ws.xb, params, ws.ll);
 
@@ -419,7 +489,7 @@ class basic_vae {
     } else {
       // log w = log p(x | z) + log p(z) - log q(z | x) = ll - |z|^2 / 2 + |eps|^2 / 2 + sum_j log s_j
       // (the (2 pi)^{-k/2} of prior and proposal cancel).
-      ws.w = ws.ll - S(0.5) * ws.z.colwise().squaredNorm().array() + S(0.5) * eps.colwise().squaredNorm().array();
+      ws.w = ws.ll - S(0.5) * ws.z.colwise().squaredNorm().array() + S(0.5) * ws.eps.colwise().squaredNorm().array();
       const row_array sum_log_s = log_s.colwise().sum().array();
       for (Eigen::Index r = 0; r < reps; ++r) ws.w.segment(r * b, b) += sum_log_s;
       Eigen::Map<matrix_type> log_w(ws.w.data(), b * s_count, kk);
@@ -435,7 +505,6 @@ class basic_vae {
       ws.w *= static_cast<S>(c);
     else
       ws.w.setConstant(cols, static_cast<S>(c));
-    grad->resize(num_parameters());
     likelihood_gradient(out, ws.xb, params, ws.w, ws.d_out,
                         num_log_variances() > 0 ? grad->data() + log_variance_offset() : nullptr);
     decoder_.backward(decoder_params(params), ws.z, ws.decoder, ws.d_out,
@@ -448,10 +517,10 @@ class basic_vae {
     auto dm = ws.d_enc.topRows(k);
     auto dlog_s = ws.d_enc.bottomRows(k);
     dm = ws.dz.leftCols(b);
-    dlog_s = ws.dz.leftCols(b).cwiseProduct(eps.leftCols(b));
+    dlog_s = ws.dz.leftCols(b).cwiseProduct(ws.eps.leftCols(b));
     for (Eigen::Index r = 1; r < reps; ++r) {
       dm += ws.dz.middleCols(r * b, b);
-      dlog_s += ws.dz.middleCols(r * b, b).cwiseProduct(eps.middleCols(r * b, b));
+      dlog_s += ws.dz.middleCols(r * b, b).cwiseProduct(ws.eps.middleCols(r * b, b));
     }
     dlog_s = dlog_s.cwiseProduct(ws.s);
     const S cbs = static_cast<S>(cb);
@@ -486,7 +555,8 @@ class basic_vae {
   Eigen::Ref<const matrix_t<S>> x_;
   vae_options options_;
   network_type encoder_, decoder_;
-  workspace ws_;
+  matrix_type eps_;            // the training path's noise for the whole batch
+  std::vector<chunk> chunks_;  // the training path's per-chunk buffers
 };
 
 using vae = basic_vae<double>;
