@@ -305,6 +305,25 @@ std::vector<Eigen::Index> all_columns(Eigen::Index n) {
   return idx;
 }
 
+// The objective's value as a function of the parameters with the noise frozen (the engine
+// re-seeded identically for every evaluation), and value_and_gradient at p with that noise.
+struct frozen_noise {
+  std::function<double(const Eigen::VectorXd&)> value;
+  Eigen::VectorXd grad;
+  double value_at_p;
+};
+frozen_noise freeze_noise(vae& v, const Eigen::VectorXd& p, std::vector<Eigen::Index> batch, std::size_t s,
+                          std::uint64_t seed) {
+  frozen_noise out;
+  out.value = [&v, batch, s, seed](const Eigen::VectorXd& q) {
+    auto rng = make_rng(seed);
+    return v.value(q, batch, s, rng);
+  };
+  auto rng = make_rng(seed);
+  out.value_at_p = v.value_and_gradient(p, batch, s, out.grad, rng);
+  return out;
+}
+
 struct sample_stats {
   double mean, se;
 };
@@ -322,13 +341,7 @@ sample_stats mean_and_se(int m, Draw&& draw) {
 
 }  // namespace
 
-static_assert(latent::ElboObjective<vae>);
-static_assert(latent::ElboValueObjective<vae>);
-static_assert(latent::ElboValueObjective<latent::basic_vae<float>, std::minstd_rand>);
-static_assert(!latent::ExactElboObjective<vae>);
-static_assert(latent::AmortizedObjective<vae>);
-static_assert(latent::AmortizedObjective<latent::basic_vae<float>>);
-static_assert(std::is_same_v<latent::objective_vector_t<latent::basic_vae<float>>, Eigen::VectorXf>);
+// The concepts it satisfies are asserted in tests/static/vae_static.cpp.
 
 TEST_CASE("vae: layout, pack/unpack round trip", "[vae]") {
   const Eigen::MatrixXd x = make_data(6, 10, vae_likelihood::bernoulli, 1);  // in [0, 1]: fits all three
@@ -365,32 +378,17 @@ TEST_CASE("vae: ELBO and IWAE gradients match central finite differences with fr
       const Eigen::MatrixXd x = make_data(6, 20, lik, 3);
       vae v(x, small_options(lik, bound));
       const Eigen::VectorXd p = perturbed_params(v, 4);
-      const std::vector<Eigen::Index> batch{3, 0, 17, 12, 5};
-      const auto f = [&](const Eigen::VectorXd& q) {
-        auto rng = make_rng(5);  // the same noise for every evaluation
-        return v.value(q, batch, 2, rng);
-      };
-      Eigen::VectorXd grad;
-      auto rng = make_rng(5);
-      const double value = v.value_and_gradient(p, batch, 2, grad, rng);
-      CHECK(value == f(p));
-      const Eigen::VectorXd fd = numeric_gradient(f, p);
-      CHECK_THAT(grad, IsApprox(fd, 1e-6, 1e-6));
+      const frozen_noise f = freeze_noise(v, p, {3, 0, 17, 12, 5}, 2, 5);
+      CHECK(f.value_at_p == f.value(p));
+      CHECK_THAT(f.grad, IsApprox(numeric_gradient(f.value, p), 1e-6, 1e-6));
     }
   }
   // The affine (no hidden layer) architecture too.
   const Eigen::MatrixXd x = make_data(5, 12, vae_likelihood::bernoulli, 6);
   vae v(x, {.latent_dim = 2, .encoder_hidden = {}, .decoder_hidden = {}, .bound = vae_bound::iwae, .iwae_samples = 4});
   const Eigen::VectorXd p = perturbed_params(v, 7);
-  const std::vector<Eigen::Index> batch = all_columns(12);
-  const auto f = [&](const Eigen::VectorXd& q) {
-    auto rng = make_rng(8);
-    return v.value(q, batch, 1, rng);
-  };
-  Eigen::VectorXd grad;
-  auto rng = make_rng(8);
-  v.value_and_gradient(p, batch, 1, grad, rng);
-  CHECK_THAT(grad, IsApprox(numeric_gradient(f, p), 1e-6, 1e-6));
+  const frozen_noise f = freeze_noise(v, p, all_columns(12), 1, 8);
+  CHECK_THAT(f.grad, IsApprox(numeric_gradient(f.value, p), 1e-6, 1e-6));
 }
 
 TEMPLATE_TEST_CASE("vae: value() equals value_and_gradient()'s value for the same engine state", "[vae]", float,
@@ -479,18 +477,12 @@ TEST_CASE("vae: the gradient of a batch of several chunks matches directional fi
     const Eigen::VectorXd p = perturbed_params(v, 37);
     std::vector<Eigen::Index> batch = all_columns(200);
     batch.resize(150);  // chunks of 64, 64 and 22 observations
-    const auto f = [&](const Eigen::VectorXd& q) {
-      auto rng = make_rng(38);
-      return v.value(q, batch, 2, rng);
-    };
-    Eigen::VectorXd grad;
-    auto rng = make_rng(38);
-    v.value_and_gradient(p, batch, 2, grad, rng);
+    const frozen_noise f = freeze_noise(v, p, batch, 2, 38);
     auto directions = make_rng(39);
     for (int t = 0; t < 4; ++t) {
       const Eigen::VectorXd u = latent::standard_normal(p.size(), 1, directions).normalized();
-      const double h = 1e-5, fd = (f(p + h * u) - f(p - h * u)) / (2 * h);
-      CHECK(grad.dot(u) == Approx(fd).epsilon(1e-6).margin(1e-6 * grad.norm()));
+      const double h = 1e-5, fd = (f.value(p + h * u) - f.value(p - h * u)) / (2 * h);
+      CHECK(f.grad.dot(u) == Approx(fd).epsilon(1e-6).margin(1e-6 * f.grad.norm()));
     }
   }
 }
