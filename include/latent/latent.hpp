@@ -20,7 +20,14 @@
 #include <latent/core/statistics.hpp>
 #include <latent/core/variational_families.hpp>
 
+#include <latent/estimators/elbo.hpp>
+#include <latent/estimators/gap_decomposition.hpp>
+#include <latent/estimators/importance_sampling.hpp>
+#include <latent/estimators/local_gaussians.hpp>
+#include <latent/estimators/per_observation.hpp>
+
 #include <latent/io/csv.hpp>
+#include <latent/io/idx.hpp>
 
 #include <latent/nn.hpp>
 

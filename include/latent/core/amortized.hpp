@@ -17,7 +17,12 @@
 ///   one block matrix product over all of them.
 ///
 /// Everything else (the ELBO of any diagonal Gaussian q, importance weights, their standard
-/// errors) is generic and lives with the estimators.
+/// errors) is generic and lives with the estimators (latent/estimators/: `encoder_gaussians`,
+/// `estimate_log_likelihood`, `estimate_elbo`, `fit_local_gaussians`, `gap_decomposition`).
+/// They pass batches of distinct indices, call `log_joint` with at most about
+/// `columns_per_call` columns (R up to K, the importance samples, for one observation), ask
+/// for `dz` only when fitting per-observation Gaussians, and call both functions concurrently
+/// from several threads on one object.
 
 #include <latent/core/elbo_concepts.hpp>
 #include <latent/core/scalar.hpp>

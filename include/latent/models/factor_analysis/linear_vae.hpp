@@ -1,7 +1,8 @@
 #pragma once
 /// @file
 /// `latent::basic_linear_vae<S>`: factor analysis with an amortized linear Gaussian encoder,
-/// as an `ExactElboObjective` (with a value-only path) for `sgd_elbo`. See
+/// as an `ExactElboObjective` (with a value-only path) for `sgd_elbo` and an
+/// `AmortizedObjective` for the estimators (`encode`, `log_joint`). See
 /// models/linear_vae.hpp for the mathematics.
 
 #include <latent/core/elbo_concepts.hpp>
@@ -151,6 +152,59 @@ class basic_linear_vae {
                      A(0.5) * (sq + nd * static_cast<A>((extra * psi_inv).sum()));
     const A kl = A(0.5) * (msq + nd * (static_cast<A>(s2.sum()) - static_cast<A>(k) - A(2) * static_cast<A>(w.log_s.sum())));
     return static_cast<double>(loglik - kl);
+  }
+
+  /// The encoder's q(z | x_n) = N(W x_n + b, diag s^2) for the columns n in `batch`: `mean`
+  /// is resized to k x |B| and set to W x_n + b, `log_scale` to k x |B| with log s in every
+  /// column. With `log_joint` this makes the linear VAE an `AmortizedObjective`.
+  /// @throws invalid_argument for a wrong parameter length, an empty batch or an index out of
+  ///         range
+  void encode(const vector_type& params, minibatch batch, matrix_t<S>& mean, matrix_t<S>& log_scale) const {
+    constexpr std::string_view fn = "linear_vae::encode";
+    check_params(params, fn);
+    detail::require_minibatch(batch, num_observations(), 1, fn);
+    const detail::linear_vae_view<const S> w(params.data(), dim(), k_);
+    mean.noalias() = w.W * x_(Eigen::all, batch);
+    mean.colwise() += w.b;
+    log_scale = w.log_s.replicate(1, static_cast<Eigen::Index>(batch.size()));
+  }
+
+  /// The decoder's log joint at given latent points: for z of size k x (|B| R), R >= 1, whose
+  /// column c = r |B| + j belongs to the observation n = batch[j], `values` (resized to
+  /// |B| R) gets
+  ///
+  ///   log p(x_n, z_c) = log N(x_n | Lambda z_c + mu, Psi) + log N(z_c | 0, I_k)
+  ///
+  /// (computed in S per column, returned in double), and, if `dz` is not null, `*dz` (resized
+  /// to k x |B| R) gets its gradient Lambda^T Psi^-1 (x_n - Lambda z_c - mu) - z_c. One
+  /// d x k x |B| R product (two with the gradient). Safe to call concurrently.
+  /// @throws invalid_argument for a wrong parameter length, an empty batch, an index out of
+  ///         range, or z with k rows and a positive multiple of |B| columns
+  void log_joint(const vector_type& params, minibatch batch, const matrix_t<S>& z, vector_t<double>& values,
+                 matrix_t<S>* dz) const {
+    using A = accumulator_type;
+    constexpr std::string_view fn = "linear_vae::log_joint";
+    check_params(params, fn);
+    detail::require_minibatch(batch, num_observations(), 1, fn);
+    const Eigen::Index d = dim(), k = k_, b = static_cast<Eigen::Index>(batch.size());
+    detail::require(z.rows() == k && z.cols() > 0 && z.cols() % b == 0, fn, "argument 'z' must be ", k,
+                    " x (|B| R) with |B| = ", b, " and R >= 1, got ", z.rows(), " x ", z.cols());
+    const detail::linear_vae_view<const S> w(params.data(), d, k);
+    const Eigen::Index reps = z.cols() / b;
+    const array_t<S> psi_inv = (-w.log_psi.array()).exp();
+    const matrix_t<S> xb = x_(Eigen::all, batch).colwise() - w.mu;
+    matrix_t<S> resid(d, z.cols());
+    resid.noalias() = -w.L * z;
+    for (Eigen::Index r = 0; r < reps; ++r) resid.middleCols(r * b, b) += xb;
+    const matrix_t<S> u = psi_inv.matrix().asDiagonal() * resid;
+    const A constant = A(-0.5) * (static_cast<A>(d + k) * A(log_two_pi) + static_cast<A>(w.log_psi.template cast<A>().sum()));
+    const row_vector_t<S> quad = (resid.array() * u.array()).colwise().sum() + z.array().square().colwise().sum();
+    values = (constant - A(0.5) * quad.template cast<A>().array()).template cast<double>().matrix().transpose();
+    if (dz != nullptr) {
+      dz->resize(k, z.cols());
+      dz->noalias() = w.L.transpose() * u;
+      *dz -= z;
+    }
   }
 
   /// The exact log-likelihood of the decoder, sum_n log N(x_n | mu, Lambda Lambda^T + Psi):
