@@ -27,6 +27,7 @@
 // and 5 images, K = 200, S = 100 and at most 100 evaluations per q*.
 //
 // The images are read with io/idx_gzip.hpp (zlib).
+// ctest-arguments: --smoke
 #include <latent/estimators/gap_decomposition.hpp>
 #include <latent/estimators/importance_sampling.hpp>
 #include <latent/io/idx_gzip.hpp>

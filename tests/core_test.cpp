@@ -644,3 +644,94 @@ TEST_CASE("variational_em: the solver owns the local variational state for the w
   // Every observation was visited by every E-step of the fit, in the same state object.
   CHECK((m.last_counts.array() == double(fit.trace.size())).all());
 }
+
+TEST_CASE("bad counts: a negative int converted to std::size_t is an invalid_argument, not a hang", "[core][em][bad-input]") {
+  const Eigen::MatrixXd x = Eigen::RowVectorXd::LinSpaced(10, 0.0, 1.0);
+  const std::size_t minus_one = static_cast<std::size_t>(-1);
+  toy_model m;
+  CHECK_THROWS_WITH(latent::em(m, x, {.max_iterations = minus_one}),
+                    Catch::Contains("max_iterations") && Catch::Contains("negative"));
+  CHECK_THROWS_WITH(latent::em(m, x, {.max_iterations = latent::max_iteration_count + 1}),
+                    Catch::Contains("max_iterations"));
+  CHECK_NOTHROW(latent::em(m, x, {.max_iterations = latent::max_iteration_count}));  // the cap itself is fine
+  restartable_toy r;
+  r.starts = {1.0};
+  std::minstd_rand engine(1);
+  CHECK_THROWS_WITH(latent::em(r, x, engine, {.restarts = minus_one}),
+                    Catch::Contains("restarts") && Catch::Contains("negative"));
+  CHECK_THROWS_WITH(latent::em(r, x, engine, {.restarts = latent::max_restart_count + 1}), Catch::Contains("restarts"));
+  CHECK_THROWS_WITH(latent::em(r, x, engine, {.restarts = 0}), Catch::Contains("restarts"));
+  CHECK(r.next == 0);  // nothing ran
+  stateful_toy s;
+  CHECK_THROWS_WITH(latent::variational_em(s, x, latent::mean_field{}, {.max_iterations = minus_one}),
+                    Catch::Contains("max_iterations"));
+}
+
+TEST_CASE("block_size: the largest Index is one block, without overflow", "[core][executor]") {
+  // (n + bs - 1) / bs would overflow; the executors count blocks without it (UBSan in CI).
+  const Eigen::Index huge = std::numeric_limits<Eigen::Index>::max();
+  const Eigen::MatrixXd x = Eigen::RowVectorXd::LinSpaced(3000, 0.0, 1.0);
+  CHECK(latent::detail::block_count(3000, huge) == 1);
+  CHECK(latent::detail::block_count(huge, huge) == 1);
+  CHECK(latent::detail::block_count(huge, 1) == huge);
+  CHECK(latent::detail::block_count(huge, 2) == huge / 2 + 1);
+  toy_model a, b;
+  const auto fa = latent::em(a, x, {.threads = 2, .block_size = huge});
+  const auto fb = latent::em(b, x, {.threads = 1, .block_size = 3000});
+  CHECK(fa.converged());
+  CHECK(fa.trace == fb.trace);  // one block either way: the same bits
+  double total = 0.0;
+  const double value = latent::serial_executor{huge}.reduce(
+      x.cols(), [] { return 0.0; }, [&](Eigen::Index begin, Eigen::Index end, double&) { return double(end - begin); },
+      total);
+  CHECK(value == 3000.0);
+}
+
+TEST_CASE("weights: a sum that overflows is refused; no weight is refused on warm starts as on cold ones", "[core][observations][bad-input]") {
+  const Eigen::MatrixXd x = Eigen::RowVectorXd::LinSpaced(4, 0.0, 1.0);
+  CHECK_THROWS_WITH(latent::observations(x, Eigen::VectorXd::Constant(4, 1e308)),
+                    Catch::Contains("weights") && Catch::Contains("finite sum"));
+  CHECK_NOTHROW(latent::observations(x, Eigen::VectorXd::Constant(4, 1e307)));
+  // Float weights are summed in double: their sum never overflows.
+  const Eigen::MatrixXf xf = x.cast<float>();
+  CHECK(latent::basic_observations<float>(xf, Eigen::VectorXf::Constant(4, 3e38f)).total_weight() ==
+        Approx(4 * double(3e38f)).epsilon(1e-15));
+  // All-zero weights are a valid view, but there is nothing to fit: invalid_argument, not a
+  // numerical_issue from an M-step dividing by zero.
+  weighted_toy m;
+  const latent::observations none(x, Eigen::VectorXd::Zero(4));
+  CHECK_THROWS_AS(latent::em(m, none), latent::invalid_argument);
+  CHECK_THROWS_WITH(latent::em(m, none), Catch::Contains("'x'") && Catch::Contains("weight"));
+  CHECK_THROWS_WITH(latent::em(m, Eigen::MatrixXd(1, 0)), Catch::Contains("'x'"));
+  stateful_toy s;
+  CHECK_THROWS_AS(latent::variational_em(s, Eigen::MatrixXd(1, 0), latent::mean_field{}), latent::invalid_argument);
+}
+
+TEST_CASE("em with restarts: no restart's unevaluated parameters are passed on", "[core][em][restarts]") {
+  const Eigen::MatrixXd x = Eigen::RowVectorXd::LinSpaced(50, 9.0, 11.0);
+  std::minstd_rand engine(3);
+  SECTION("every restart fails: the result reports what the model holds") {
+    restartable_toy m;
+    m.p.mean = 3.0;  // the user's parameters
+    m.starts = {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+    const auto fit = latent::em(m, x, engine, {.restarts = 2});
+    CHECK(fit.status == latent::fit_status::numerical_issue);
+    CHECK(fit.trace.empty());
+    CHECK(m.p.mean == 3.0);  // no start could be formed: the model kept its parameters
+    CHECK(fit.params.mean == m.p.mean);
+  }
+  SECTION("a start whose objective is not finite never wins and is not set back") {
+    restartable_toy m;
+    m.nan_after_mean = 20.0;
+    m.shrink = 0.5;
+    m.starts = {50.0, 12.0, std::numeric_limits<double>::quiet_NaN()};  // NaN objective, good, cannot start
+    const auto fit = latent::em(m, x, engine, {.restarts = 3});
+    CHECK(fit.restart == 1);
+    CHECK(fit.restarts[0].status == latent::fit_status::numerical_issue);
+    CHECK(fit.restarts[0].iterations == 0);
+    CHECK(fit.status == latent::fit_status::converged);
+    CHECK(m.p.mean == fit.params.mean);
+    CHECK(std::isfinite(fit.params.mean));
+    CHECK(fit.params.mean == Approx(10.0).epsilon(1e-6));
+  }
+}

@@ -1043,3 +1043,57 @@ TEST_CASE("sgd_elbo: sparse steps for local variational parameters", "[sgd_elbo]
     CHECK(probe.ok);
   }
 }
+
+TEST_CASE("sgd_elbo: counts from negative ints are invalid_argument, not a full batch or a hang", "[sgd_elbo][bad-input]") {
+  using Catch::Matchers::Contains;
+  auto rng = latent_test::make_rng(31);
+  const Eigen::MatrixXd x = simulate_fa(4, 2, 50, rng);
+  const linear_vae vae(x, 2);
+  const Eigen::VectorXd p0 = vae.initial_params(rng);
+  const auto minus_one = static_cast<std::size_t>(-1);
+  const auto fit = [&](const latent::sgd_elbo_options& o) { return latent::sgd_elbo(vae, p0, rng, o); };
+  // batch_size = -1 used to pass as a signed -1 <= N and run full batches.
+  REQUIRE_THROWS_WITH(fit({.batch_size = minus_one}), Contains("batch_size") && Contains("negative"));
+  REQUIRE_THROWS_WITH(fit({.max_epochs = minus_one, .batch_size = 10}), Contains("max_epochs"));
+  REQUIRE_THROWS_WITH(fit({.batch_size = 10, .num_samples = minus_one}), Contains("num_samples"));
+  REQUIRE_THROWS_WITH(fit({.batch_size = 10, .num_samples = latent::max_sample_count + 1}), Contains("num_samples"));
+  REQUIRE_THROWS_WITH(fit({.batch_size = 10, .held_out_samples = minus_one}), Contains("held_out_samples"));
+  REQUIRE_THROWS_WITH(fit({.batch_size = 10, .patience = minus_one}), Contains("patience"));
+  REQUIRE(fit({.max_epochs = 1, .batch_size = 50, .patience = 0}).steps == 1);  // N itself is a valid batch
+}
+
+TEST_CASE("sgd_elbo: a huge step ends in numerical_issue with the last finite parameters", "[sgd_elbo]") {
+  auto rng = latent_test::make_rng(32);
+  const Eigen::MatrixXd x = simulate_fa(4, 2, 100, rng);
+  const linear_vae vae(x, 2);
+  const Eigen::VectorXd p0 = vae.initial_params(rng);
+  const latent::sgd_elbo_options opts{.max_epochs = 50, .batch_size = 25};
+  const auto check = [&](const latent::sgd_elbo_result& r) {
+    CHECK(r.status == latent::fit_status::numerical_issue);
+    CHECK(r.params.allFinite());
+    CHECK(!r.message.empty());
+    // The parameters are those of the last epoch whose estimate was finite, and its entry.
+    REQUIRE(!r.trace.empty());
+    CHECK(std::isfinite(r.objective));
+    CHECK(r.objective == r.trace.back());
+  };
+  SECTION("SGD with step 1e300") {
+    const auto r = latent::sgd_elbo(vae, p0, rng, latent::sgd({.step_size = 1e300}), opts);
+    check(r);
+    CHECK(r.iterations < 50);
+  }
+  SECTION("Adam with learning rate 1e300") {
+    const auto r = latent::sgd_elbo(vae, p0, rng, latent::adam({.learning_rate = 1e300}), opts);
+    check(r);
+    CHECK(r.iterations < 50);
+  }
+  SECTION("in float, with a step that overflows float but not double") {
+    const Eigen::MatrixXf xf = x.cast<float>();
+    const latent::basic_linear_vae<float> vf(xf, 2);
+    const Eigen::VectorXf q0 = p0.cast<float>();
+    const auto r = latent::sgd_elbo(vf, q0, rng, latent::basic_sgd<float>({.step_size = 1e36}), opts);
+    CHECK(r.status == latent::fit_status::numerical_issue);
+    CHECK(r.params.allFinite());
+    CHECK(std::isfinite(r.objective));
+  }
+}

@@ -28,6 +28,10 @@
 
 #include <latent/io/csv.hpp>
 #include <latent/io/idx.hpp>
+#include <latent/io/npy.hpp>
+#if __has_include(<sys/mman.h>)  // POSIX memory maps
+#include <latent/io/mapped_npy.hpp>
+#endif
 
 #include <latent/nn.hpp>
 
@@ -35,6 +39,7 @@
 #include <latent/optim/sgd.hpp>
 
 #include <latent/solvers/em.hpp>
+#include <latent/solvers/online_em.hpp>
 #include <latent/solvers/sgd_elbo.hpp>
 #include <latent/solvers/variational_em.hpp>
 

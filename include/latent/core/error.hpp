@@ -88,12 +88,31 @@ void require_rows(const Eigen::EigenBase<Derived>& m, Eigen::Index rows, std::st
     throw_invalid(function, "argument '", name, "' must have ", rows, " rows, got ", m.rows());
 }
 
+/// Caps on the count options of the solvers and models (documented in each options table):
+/// a count above its cap is not a budget but a mistake, typically a negative int converted to
+/// an unsigned type (-1 becomes 18446744073709551615), and is rejected with `invalid_argument`
+/// instead of running (nearly) forever or allocating without bound.
+inline constexpr std::size_t max_iteration_count = 1'000'000'000;  ///< iterations, epochs, patience
+inline constexpr std::size_t max_restart_count = 1'000'000;        ///< restarts
+inline constexpr std::size_t max_sample_count = 1'000'000;         ///< Monte Carlo draws per observation
+
+/// Throw unless `lo <= value <= hi` for the count option `name`. A value above 2^63 is said to
+/// look like a negative number converted to an unsigned count.
+inline void require_count(std::size_t value, std::size_t lo, std::size_t hi, std::string_view function,
+                          std::string_view name) {
+  if (value >= lo && value <= hi) return;
+  const bool negative = value > (std::size_t{1} << 63);
+  throw_invalid(function, "option '", name, "' must be in [", lo, ", ", hi, "], got ", value,
+                negative ? " (a negative number converted to an unsigned count?)" : "");
+}
+
 /// @}
 
 namespace detail {
 // The first edition's spelling; model code may keep using it.
 using latent::concat;
 using latent::require;
+using latent::require_count;
 using latent::require_finite;
 using latent::require_rows;
 using latent::require_shape;

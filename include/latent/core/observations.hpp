@@ -37,8 +37,11 @@ class basic_observations {
   basic_observations(const Eigen::MatrixBase<Derived>& x)  // NOLINT: implicit on purpose
       : x_(x), w_(empty_weights()), weighted_(false) {}
 
-  /// Weighted observations: column n of `x` has weight `weights(n)` (finite, >= 0).
-  /// @throws invalid_argument if the weights are not one per column, negative or non-finite.
+  /// Weighted observations: column n of `x` has weight `weights(n)` (finite, >= 0), with a
+  /// finite sum. (Only the weights' ratios matter to a fit's parameters: scale weights whose
+  /// sum overflows down. All-zero weights are a valid view; the solvers refuse to fit them.)
+  /// @throws invalid_argument if the weights are not one per column, negative or non-finite,
+  ///         or if their sum (in `accumulator_t<S>`) overflows.
   template <class DerivedX, class DerivedW>
     requires std::same_as<typename DerivedX::Scalar, S> && std::same_as<typename DerivedW::Scalar, S>
   basic_observations(const Eigen::MatrixBase<DerivedX>& x, const Eigen::MatrixBase<DerivedW>& weights)
@@ -49,6 +52,10 @@ class basic_observations {
       detail::require(std::isfinite(w_(n)) && w_(n) >= S(0), "observations",
                       "argument 'weights' must be finite and non-negative, but entry ", n,
                       " is ", w_(n));
+    const accumulator_type total = total_weight();
+    detail::require(std::isfinite(total), "observations",
+                    "argument 'weights' must have a finite sum, got ", total,
+                    " (only the weights' ratios matter to a fit: scale them down)");
   }
 
   /// The d x N data matrix.

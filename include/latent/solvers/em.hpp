@@ -28,18 +28,21 @@ namespace latent {
 ///
 /// | name | meaning | default |
 /// |---|---|---|
-/// | `max_iterations` | M-steps at most (an iteration = one M-step and the E-step after it) | 1000 |
+/// | `max_iterations` | M-steps at most (an iteration = one M-step and the E-step after it), in [1, 10^9] | 1000 |
 /// | `tolerance` | converged when the objective rose by at most this relative amount, \|Δ\| <= tolerance · max(\|objective\|, total weight), and did not fall | 1e-10 |
 /// | `parameter_tolerance` | and, for models with `params_distance`, when no parameter moved by more than this (relative); 0 = objective only | 1e-8 |
-/// | `restarts` | with an engine: initialize and fit this many times, keep the best | 1 |
+/// | `restarts` | with an engine: initialize and fit this many times, keep the best; in [1, 10^6] | 1 |
 /// | `threads` | E-step threads; 0 = all (OpenMP), ignored without OpenMP | 0 |
-/// | `block_size` | columns per E-step block (fixes the summation order) | 1024 |
+/// | `block_size` | columns per E-step block (fixes the summation order), > 0; any larger than N is one block | 1024 |
 /// | `decrease_tolerance` | falls below this per unit weight (beyond rounding) are not counted | 0 |
 ///
 /// The objective is log p(x; theta), plus `log_prior()` for models that have one (MAP EM).
 /// Near a maximum the objective is flat in the parameters (its change is quadratic in theirs),
 /// so a rule on the objective alone stops with parameters accurate to about the square root of
 /// the tolerance; the parameter rule is what makes the defaults deliver parameters to ~1e-6.
+///
+/// The caps (`max_iteration_count`, `max_restart_count` in core/error.hpp) reject counts that
+/// are mistakes, such as a negative int converted to std::size_t, with `invalid_argument`.
 struct em_options {
   std::size_t max_iterations = 1000;
   double tolerance = 1e-10;
@@ -70,11 +73,14 @@ double e_step(const M& model, const typename M::data_type& x, typename M::stats_
 
 namespace detail {
 /// The total observation weight of `x` (the scale of the convergence tolerance), combined
-/// over the executor's parts.
+/// over the executor's parts: the model's `observation_weight(x)` if it has that hook, else
+/// the data's `total_weight()` for a model that reads weights, else the number of observations.
 template <class M, class E>
 double observation_scale(const M& model, const typename M::data_type& x, const E& executor) {
   if constexpr (requires { model.observation_weight(x); })
     return executor.all_sum(static_cast<double>(model.observation_weight(x)));
+  else if constexpr (model_supports_weights<M> && requires { x.total_weight(); })
+    return executor.all_sum(static_cast<double>(x.total_weight()));
   else
     return executor.all_sum(static_cast<double>(model.num_observations(x)));
 }
@@ -102,7 +108,9 @@ thread_executor default_executor(const Options& options) {
 /// @param options    see `em_options` (`restarts` needs the overload with an engine)
 /// @param callbacks  any number of `Callback`s
 /// @return the fitted parameters, log-likelihood trace, status and timing
-/// @throws invalid_argument for invalid options or data (the model validates its data)
+/// @throws invalid_argument for invalid options or data (the model validates its data; the
+///         solver itself refuses data without observations or whose weights are all zero,
+///         on a warm start as on a cold one)
 template <EMModel M, Executor E, Callback... Cs>
 fit_result<typename M::params_type> em(M& model, const typename M::data_type& x, const E& executor,
                                        const em_options& options = {}, Cs&&... callbacks) {
@@ -139,7 +147,7 @@ template <EMModel M, std::uniform_random_bit_generator Rng, Executor E, Callback
 fit_result<typename M::params_type> em(M& model, const typename M::data_type& x, Rng& rng,
                                        const E& executor, const em_options& options = {},
                                        Cs&&... callbacks) {
-  detail::require(options.restarts > 0, "em", "option 'restarts' must be positive, got 0");
+  detail::require_count(options.restarts, 1, max_restart_count, "em", "restarts");
   return detail::run_restarts(
       model, options.restarts, [&](std::size_t) { model.initialize(x, rng); },
       [&](std::size_t r) { return detail::em_single(model, x, executor, options, r, callbacks...); });
@@ -154,6 +162,7 @@ fit_result<typename M::params_type> em_single(M& model, const typename M::data_t
   require_weights_supported<M>(x, "em");
   if constexpr (requires { model.validate(x); }) model.validate(x);
   const double scale = observation_scale(model, x, executor);
+  require_positive_weight(scale, "em");
   return run_em_loop(
       model, [&](typename M::stats_type& s) { return latent::e_step(model, x, s, executor); }, scale, loop,
       restart, callbacks...);

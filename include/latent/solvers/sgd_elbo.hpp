@@ -45,16 +45,19 @@ namespace latent {
 ///
 /// | name | meaning | default |
 /// |---|---|---|
-/// | `max_epochs` | epochs at most (> 0) | 100 |
+/// | `max_epochs` | epochs at most, in [1, 10^9] | 100 |
 /// | `batch_size` | observations per minibatch, in [1, N] | 128 |
-/// | `num_samples` | reparameterized draws of eps per observation (> 0) | 1 |
+/// | `num_samples` | reparameterized draws of eps per observation, in [1, 10^6] | 1 |
 /// | `shuffle` | reshuffle the columns every epoch with the caller's engine | true |
 /// | `adam` | hyper-parameters of the default optimizer, Adam (when no optimizer is passed) | {1e-3, 0.9, 0.999, 1e-8, 0, 0.5} |
-/// | `patience` | stop (status `converged`) after this many epochs without an improvement of the monitored ELBO (the held-out ELBO if given, else the epoch estimate) by more than `min_improvement`; 0 = never | 0 |
+/// | `patience` | stop (status `converged`) after this many epochs without an improvement of the monitored ELBO (the held-out ELBO if given, else the epoch estimate) by more than `min_improvement`; 0 = never; at most 10^9 | 0 |
 /// | `min_improvement` | the improvement `patience` requires (>= 0) | 0 |
-/// | `held_out_samples` | draws per held-out observation when the held-out objective has no exact `elbo` (> 0) | 16 |
+/// | `held_out_samples` | draws per held-out observation when the held-out objective has no exact `elbo`, in [1, 10^6] | 16 |
 /// | `restore_best` | with a held-out objective, return the parameters of the epoch with the best held-out ELBO | true |
 /// | `sparse_updates` | when the objective has sparse gradients (`ElboSparseObjective`) and the optimizer sparse steps (`SparseOptimizer`), take O(\|B\|) steps; for SGD the result is the same, for Adam it is lazy Adam | true |
+///
+/// Counts above their caps (`max_iteration_count`, `max_sample_count` in core/error.hpp), such
+/// as a negative int converted to std::size_t, are rejected with `invalid_argument`.
 ///
 /// The first edition's `optimizer` enum and `sgd` member are gone: pass the optimizer itself,
 /// `sgd_elbo(objective, params0, rng, latent::sgd({.step_size = ...}), options)`, so that only
@@ -91,12 +94,13 @@ namespace detail {
 
 inline void validate_sgd_elbo_options(const sgd_elbo_options& o, Eigen::Index n) {
   constexpr std::string_view f = "sgd_elbo";
-  require(o.max_epochs > 0, f, "option 'max_epochs' must be positive, got 0");
-  require(o.batch_size > 0 && static_cast<Eigen::Index>(o.batch_size) <= n, f,
-          "option 'batch_size' must be in [1, N] with N = ", n, " observations, got ",
-          o.batch_size);
-  require(o.num_samples > 0, f, "option 'num_samples' must be positive, got 0");
-  require(o.held_out_samples > 0, f, "option 'held_out_samples' must be positive, got 0");
+  require_count(o.max_epochs, 1, max_iteration_count, f, "max_epochs");
+  // Compared as unsigned counts: a batch size of -1 converted to std::size_t is not "<= N".
+  require(n > 0, f, "the objective must have observations, got N = ", n);
+  require_count(o.batch_size, 1, static_cast<std::size_t>(n), f, "batch_size");
+  require_count(o.num_samples, 1, max_sample_count, f, "num_samples");
+  require_count(o.held_out_samples, 1, max_sample_count, f, "held_out_samples");
+  require_count(o.patience, 0, max_iteration_count, f, "patience");
   require(std::isfinite(o.min_improvement) && o.min_improvement >= 0.0, f,
           "option 'min_improvement' must be finite and >= 0, got ", o.min_improvement);
 }

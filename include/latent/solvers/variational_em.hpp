@@ -67,6 +67,7 @@ fit_result<typename M::params_type> variational_em_single(M& model, const typena
   require_weights_supported<M>(x, "variational_em");
   if constexpr (requires { model.validate(x); }) model.validate(x);
   const double scale = observation_scale(model, x, executor);
+  require_positive_weight(scale, "variational_em");
   if constexpr (StatefulVariationalEMModel<M, Family>) {
     // The solver owns q: made once per fit (per restart), warm-starting every E-step after.
     auto state = model.make_variational_state(x, family);
@@ -105,7 +106,7 @@ fit_result<typename M::params_type> variational_em(M& model, const typename M::d
                                                    const Family& family, Rng& rng, const E& executor,
                                                    const variational_em_options& options = {},
                                                    Cs&&... callbacks) {
-  detail::require(options.restarts > 0, "variational_em", "option 'restarts' must be positive, got 0");
+  detail::require_count(options.restarts, 1, max_restart_count, "variational_em", "restarts");
   return detail::run_restarts(
       model, options.restarts, [&](std::size_t) { model.initialize(x, rng); },
       [&](std::size_t r) {

@@ -16,6 +16,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -34,12 +35,18 @@ struct density {
 };
 
 /// Quantities derived from the parameters, rebuilt whenever they change.
+///
+/// The E-step (`dn`) and the queries (`plain_log_const`) differ in one constant per component:
+/// the E-step's log-joint carries the covariance regularization's penalty
+/// -reg_covar / 2 tr(Sigma_k^{-1}) (see `build_cache`), the queries' is the model's own.
 template <Scalar S>
 struct cache {
   vector_t<S> center;             ///< sum_k pi_k mu_k, rounded to S
   Eigen::MatrixXd whiten;         ///< full: K d x d stacked L_k^{-1}; tied: L^{-1} (double)
   std::vector<matrix_t<S>> chol;  ///< Cholesky factors L_k (tied: one; diagonal: diagonal)
-  density<S> dn;                  ///< the log-joint's coefficients about `center`
+  density<S> dn;                  ///< the E-step's (penalized) log-joint's coefficients about `center`
+  vector_t<S> plain_log_const;    ///< K: dn.log_const without the penalty (the queries' log-joint)
+  Eigen::VectorXd penalty;        ///< K: -reg_covar / 2 tr(Sigma_k^{-1}), in double
 };
 
 /// Whether a covariance is numerically singular: some conditional variance (the square of a
@@ -57,10 +64,10 @@ double singular_tolerance(Eigen::Index d) {
 ///   log pi_k + log N(x | mu_k, diag v_k) = lc_k + sum_j x'_j (a_kj + b_kj x'_j),   x' = x - c,
 /// with a_kj = (mu_kj - c_j) / v_kj, b_kj = -1 / (2 v_kj) and lc_k = log pi_k - d/2 log 2 pi
 /// - 1/2 sum_j log v_kj - 1/2 sum_j (mu_kj - c_j)^2 / v_kj. Sets coef = [a b] (K x 2d) and lc,
-/// computed in double and rounded to S.
+/// computed in double and rounded to S. A non-empty `penalty` (K) is added to lc before rounding.
 template <Scalar S>
 void diagonal_coefficients(const basic_gaussian_mixture_params<S>& p, const Eigen::VectorXd& center,
-                           matrix_t<S>& coef, vector_t<S>& lc) {
+                           matrix_t<S>& coef, vector_t<S>& lc, const Eigen::VectorXd& penalty = Eigen::VectorXd()) {
   const Eigen::Index d = p.means.rows(), k_count = p.weights.size();
   coef.resize(k_count, 2 * d);
   lc.resize(k_count);
@@ -71,7 +78,8 @@ void diagonal_coefficients(const basic_gaussian_mixture_params<S>& p, const Eige
     coef.row(k).head(d) = mc.cwiseProduct(inv).transpose().template cast<S>();
     coef.row(k).tail(d) = (-0.5 * inv.transpose()).template cast<S>();
     lc(k) = static_cast<S>(std::log(static_cast<double>(p.weights(k))) - 0.5 * static_cast<double>(d) * log_two_pi -
-                           0.5 * v.array().log().sum() - 0.5 * mc.dot(mc.cwiseProduct(inv)));
+                           0.5 * v.array().log().sum() - 0.5 * mc.dot(mc.cwiseProduct(inv)) +
+                           (penalty.size() > 0 ? penalty(k) : 0.0));
   }
 }
 
@@ -79,9 +87,15 @@ void diagonal_coefficients(const basic_gaussian_mixture_params<S>& p, const Eige
 /// covariance k, or empty for the covariances' diagonals) and `tolerance` define numerical singularity (see
 /// singular_tolerance). Returns false if a covariance is not positive definite or is
 /// numerically singular.
+///
+/// `reg` is the covariance regularization reg_covar = eps. The E-step's log-joint gets the
+/// constant -eps/2 tr(Sigma_k^{-1}) per component: it is EM for the penalized log-likelihood
+/// sum_n w_n log sum_k pi_k N(x_n | mu_k, Sigma_k) exp(-eps/2 tr Sigma_k^{-1}), whose exact
+/// M-step is the regularized one (Sigma_k = C_k + eps I; see mstep.hpp), so that the objective
+/// EM traces is the one it increases (for eps = 0 it is the log-likelihood).
 template <Scalar S>
 bool build_cache(const basic_gaussian_mixture_params<S>& p, covariance_type type, const Eigen::MatrixXd& scale,
-                 double tolerance, cache<S>& c) {
+                 double tolerance, double reg, cache<S>& c) {
   const Eigen::Index d = p.means.rows(), k_count = p.weights.size();
   const auto scale_of = [&](Eigen::Index k, Eigen::Index i) {
     return scale.size() > 0 ? scale(i, k)
@@ -90,6 +104,7 @@ bool build_cache(const basic_gaussian_mixture_params<S>& p, covariance_type type
   const Eigen::VectorXd center_d = p.means.template cast<double>() * p.weights.template cast<double>();
   c.center = center_d.template cast<S>();
   const Eigen::VectorXd center = c.center.template cast<double>();  // the rounded point, exactly
+  c.penalty.setZero(k_count);
   if (type == covariance_type::full || type == covariance_type::tied) {
     const Eigen::Index nf = type == covariance_type::full ? k_count : 1;
     const Eigen::ArrayXd log_w = p.weights.template cast<double>().array().log();  // log 0 = -inf: a dead component
@@ -111,10 +126,15 @@ bool build_cache(const basic_gaussian_mixture_params<S>& p, covariance_type type
       log_det(f) = log_det_from_cholesky(ch.llt);
     }
     if (!c.whiten.allFinite()) return false;
+    c.plain_log_const.resize(k_count);
     for (Eigen::Index k = 0; k < k_count; ++k) {
       const Eigen::Index f = type == covariance_type::full ? k : 0;
       offsets.col(k) = c.whiten.middleRows(f * d, d) * (p.means.col(k).template cast<double>() - center);
-      c.dn.log_const(k) = static_cast<S>(log_w(k) - half_d_log_2pi - 0.5 * log_det(f));
+      const double lc = log_w(k) - half_d_log_2pi - 0.5 * log_det(f);
+      // tr(Sigma^{-1}) = ||L^{-1}||_F^2.
+      if (reg > 0.0) c.penalty(k) = -0.5 * reg * c.whiten.middleRows(f * d, d).squaredNorm();
+      c.plain_log_const(k) = static_cast<S>(lc);
+      c.dn.log_const(k) = static_cast<S>(lc + c.penalty(k));
     }
     c.dn.offsets = offsets.template cast<S>();
     c.dn.tri = pack_lower_rows<S>(c.whiten, nf);
@@ -126,10 +146,12 @@ bool build_cache(const basic_gaussian_mixture_params<S>& p, covariance_type type
       for (Eigen::Index i = 0; i < d; ++i)
         if (!(static_cast<double>(v(i)) > tolerance * scale_of(k, i))) return false;
       c.chol[static_cast<std::size_t>(k)] = v.cwiseSqrt().asDiagonal();
+      if (reg > 0.0) c.penalty(k) = -0.5 * reg * v.template cast<double>().cwiseInverse().sum();
     }
-    diagonal_coefficients(p, center, c.dn.coef, c.dn.log_const);
+    diagonal_coefficients(p, center, c.dn.coef, c.plain_log_const);
+    diagonal_coefficients(p, center, c.dn.coef, c.dn.log_const, c.penalty);
   }
-  return true;
+  return c.penalty.allFinite();
 }
 
 /// The log-joint's coefficients about `center`: the cached ones if it is the cache's center
@@ -141,7 +163,7 @@ const density<S>& density_about(const cache<S>& c, const basic_gaussian_mixture_
   scratch = c.dn;
   const Eigen::VectorXd to = center.template cast<double>();
   if (type == covariance_type::diagonal || type == covariance_type::spherical) {
-    diagonal_coefficients(p, to, scratch.coef, scratch.log_const);
+    diagonal_coefficients(p, to, scratch.coef, scratch.log_const, c.penalty);
   } else {
     // L_k^{-1} (mu_k - c') = L_k^{-1} (mu_k - c) + L_k^{-1} (c - c').
     const Eigen::Index d = center.size();
@@ -153,6 +175,91 @@ const density<S>& density_about(const cache<S>& c, const basic_gaussian_mixture_
     }
   }
   return scratch;
+}
+
+/// The posterior of one observation `x` (double) at which the kernels' log-joint overflowed
+/// (a point so far from the components, or data so large, that a squared distance or an
+/// intermediate product is not representable in S; the kernels then give -inf or NaN).
+/// Sets r (K) to p(c = k | x) and returns log p(x), both in double, without overflow:
+///
+///  - with one scale s = max(|x|_inf, |mu_k|_inf over k) (so that u_k = x / s - mu_k / s has
+///    entries in [-2, 2]) and y_k = L_k^{-1} u_k, the squared Mahalanobis distances are
+///    q_k = s^2 ||y_k||^2, kept as log q_k = 2 log s + 2 log ||y_k|| (a stable norm);
+///  - log p(x) = -q_j / 2 + log sum_k exp(lc_k - (q_k - q_j) / 2) about the nearest live
+///    component j (lc_k = log pi_k - d/2 log 2 pi - log det L_k), and r_k is proportional to
+///    exp(lc_k - (q_k - q_j) / 2). The differences are computed without forming q_k: for
+///    components with different covariances as q_j expm1(log q_k - log q_j) (the quadratic
+///    terms dominate); for components sharing one (tied, or equal matrices), where q_k - q_j
+///    is linear in x, exactly as s [L^{-1} (mu_j - mu_k)]^T (y_k + y_j), which also picks the
+///    nearest of them. log p(x) is -inf when q_j / 2 overflows (its true value is then below
+///    -1e308); the mass goes to the components nearest in Mahalanobis distance, resolved as
+///    far as double resolves the distances.
+/// Cost O(K d^2); only columns whose fast evaluation was not finite come here.
+template <Scalar S>
+double far_posterior(const Eigen::VectorXd& x, const basic_gaussian_mixture_params<S>& p, covariance_type type,
+                     const cache<S>& c, Eigen::VectorXd& r) {
+  const Eigen::Index k_count = p.weights.size(), d = x.size();
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  const auto factor_of = [&](Eigen::Index k) -> Eigen::MatrixXd {
+    return c.chol[static_cast<std::size_t>(type == covariance_type::tied ? 0 : k)].template cast<double>();
+  };
+  double s = x.cwiseAbs().maxCoeff();
+  for (Eigen::Index k = 0; k < k_count; ++k)
+    s = std::max(s, static_cast<double>(p.means.col(k).cwiseAbs().maxCoeff()));
+  if (!(s > 0.0)) s = 1.0;
+  Eigen::VectorXd lc(k_count), lq(k_count);
+  Eigen::MatrixXd y(d, k_count);
+  Eigen::Index j = -1;  // the nearest live component by log q
+  for (Eigen::Index k = 0; k < k_count; ++k) {
+    const Eigen::MatrixXd l = factor_of(k);
+    lc(k) = std::log(static_cast<double>(p.weights(k))) - 0.5 * static_cast<double>(d) * log_two_pi -
+            l.diagonal().array().log().sum();
+    const Eigen::VectorXd u = x / s - p.means.col(k).template cast<double>() / s;
+    y.col(k) = l.template triangularView<Eigen::Lower>().solve(u);
+    lq(k) = 2.0 * (std::log(s) + std::log(y.col(k).stableNorm()));  // -inf if x = mu_k
+    if (p.weights(k) > S(0) && (j < 0 || lq(k) < lq(j))) j = k;
+  }
+  const auto shares_covariance = [&](Eigen::Index k, Eigen::Index i) {
+    return type == covariance_type::tied ||
+           p.covariances[static_cast<std::size_t>(k)] == p.covariances[static_cast<std::size_t>(i)];
+  };
+  // (q_k - q_i) / s for components sharing i's covariance: linear in x, no cancellation.
+  const auto linear_gap = [&](Eigen::Index k, Eigen::Index i) {
+    const Eigen::VectorXd dm = (p.means.col(i) - p.means.col(k)).template cast<double>();
+    const Eigen::VectorXd v = factor_of(i).template triangularView<Eigen::Lower>().solve(dm);
+    return v.dot(y.col(k) + y.col(i));
+  };
+  // Among the components sharing j's covariance, log q cannot tell the nearest (their
+  // distances differ by a term linear in x, lost in q's rounding when x is far): compare them
+  // by the linear differences.
+  const Eigen::Index j0 = j;
+  double best = 0.0;
+  for (Eigen::Index k = 0; k < k_count; ++k) {
+    if (k == j0 || !(p.weights(k) > S(0)) || !shares_covariance(k, j0)) continue;
+    const double g = linear_gap(k, j0);
+    if (g < best) {
+      best = g;
+      j = k;
+    }
+  }
+  Eigen::VectorXd b = Eigen::VectorXd::Constant(k_count, -inf);  // lc_k - (q_k - q_j) / 2
+  for (Eigen::Index k = 0; k < k_count; ++k) {
+    if (!(p.weights(k) > S(0))) continue;
+    double gap = 0.0;  // (q_k - q_j) / 2
+    if (k != j && shares_covariance(k, j))
+      gap = 0.5 * s * linear_gap(k, j);
+    else if (k != j && lq(k) != lq(j))
+      gap = 0.5 * std::exp(lq(j) + std::log(std::expm1(lq(k) - lq(j))));
+    b(k) = lc(k) - gap;
+  }
+  const double bmax = b.maxCoeff();
+  r.resize(k_count);
+  if (bmax == inf) r = (b.array() == inf).template cast<double>();  // rounding made a gap -inf
+  else r = (b.array() - bmax).exp();
+  const double total = r.sum();
+  r /= total;
+  if (bmax == inf) return -inf;
+  return -0.5 * std::exp(lq(j)) + (bmax + std::log(total));
 }
 
 /// lj (group x K) = log pi_k + log N(x_n | mu_k, Sigma_k) for a group of observations: the

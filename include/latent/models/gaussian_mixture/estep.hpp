@@ -93,11 +93,19 @@ struct estep {
     });
   }
 
-  /// out (K x N) = log pi_k + log N(x_n | mu_k, Sigma_k) for the columns of x, by the E-step's
-  /// kernels one group of columns at a time.
+  /// out (K x N) = log pi_k + log N(x_n | mu_k, Sigma_k) for the columns of x (the model's own
+  /// log-joint, without the E-step's regularization penalty), by the E-step's kernels one group
+  /// of columns at a time.
   static void log_joint(const Eigen::Ref<const matrix_t<S>>& x, covariance_type type, const cache<S>& c,
                         matrix_t<S>& out) {
     const Eigen::Index d = x.rows(), n = x.cols(), k = c.dn.log_const.size();
+    density<S> plain;
+    const bool penalized = c.plain_log_const != c.dn.log_const;
+    if (penalized) {
+      plain = c.dn;
+      plain.log_const = c.plain_log_const;
+    }
+    const density<S>& dn = penalized ? plain : c.dn;
     out.resize(k, n);
     group_block<S> xg(group_size, d), y(group_size, d);
     Eigen::Matrix<S, group_size, Eigen::Dynamic> lj(group_size, k);
@@ -105,7 +113,7 @@ struct estep {
       const Eigen::Index b = std::min(group_size, n - n0);
       load_rows(x, c.center, n0, b, xg.data(), group_size);
       xg.bottomRows(group_size - b).setZero();
-      group_log_joint(type, xg.data(), group_size, d, c.dn, lj, y);
+      group_log_joint(type, xg.data(), group_size, d, dn, lj, y);
       out.middleCols(n0, b) = lj.topRows(b).transpose();
     }
   }

@@ -12,10 +12,64 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <random>
 #include <string_view>
 
 namespace latent::detail::mixture {
+
+/// Checks data for a fit of `k_count` components of type `type` (`validate` and `initialize`)
+/// and returns the data's lower corner (the minimum of every coordinate, in double):
+///  - at least one row and K columns, finite entries;
+///  - enough observations for the covariance type: a full covariance is singular unless
+///    N > d, a tied one unless N >= d + K (its within-component scatter has rank at most
+///    N - K); with fewer the fit would be reg_covar alone. Diagonal and spherical covariances
+///    need no more than two distinct values per coordinate and component, so d >= N is fine
+///    for them. The message suggests the transpose (data given as N x d);
+///  - a spread (max - min) per coordinate whose square the model can sum: spread^2 times
+///    2048 max(N, W, d) (W the total weight) at most the largest S. The E-step works on
+///    deviations from the mixture's mean (magnitudes do not matter, spreads do) and sums
+///    weighted squares of them, in S over up to 128 terms per lane and in double over all;
+///    beyond this bound they overflow and the covariances could not be represented anyway.
+///    The bound for N = 1000 is 9.4e150 in double and 1.3e16 in float (N = 10^6: 3e149, 4e14).
+/// @throws invalid_argument naming 'x' and saying what is wrong.
+template <Scalar S>
+Eigen::VectorXd check_fit_data(const basic_observations<S>& x, Eigen::Index k_count, covariance_type type,
+                               std::string_view fn) {
+  const Eigen::Index d = x.dim(), n = x.size();
+  require(n > 0 && d > 0, fn, "argument 'x' must have at least one row and column, got ", d, " x ", n);
+  require(k_count <= n, fn, "K = ", k_count, " components need at least K observations, got N = ", n);
+  require_finite(x.x(), fn, "x");
+  const auto transpose_hint = [&] {
+    return concat("; observations are the columns of 'x' (d x N): if your data are N x d, pass the transpose",
+                  type == covariance_type::full || type == covariance_type::tied
+                      ? ", or for d >= N use the diagonal or spherical covariance type"
+                      : "");
+  };
+  if (type == covariance_type::full)
+    require(n > d, fn, "argument 'x' has N = ", n, " observations in d = ", d,
+            " dimensions: a full covariance is singular unless N > d (the fit would be reg_covar alone)",
+            transpose_hint());
+  if (type == covariance_type::tied)
+    require(n >= d + k_count, fn, "argument 'x' has N = ", n, " observations in d = ", d,
+            " dimensions: a tied covariance of K = ", k_count, " components is singular unless N >= d + K",
+            transpose_hint());
+  const Eigen::VectorXd lo = x.x().rowwise().minCoeff().template cast<double>();
+  const Eigen::VectorXd hi = x.x().rowwise().maxCoeff().template cast<double>();
+  const double w = static_cast<double>(x.total_weight());
+  const double terms = 2048.0 * std::max({static_cast<double>(n), w, static_cast<double>(d)});
+  const double bound = std::sqrt(static_cast<double>(std::numeric_limits<S>::max()) / terms);
+  for (Eigen::Index j = 0; j < d; ++j) {
+    const double spread = hi(j) - lo(j);  // inf if it overflows double
+    require(spread <= bound, fn, "argument 'x' spreads over ", spread, " (max - min) in coordinate ", j,
+            ": its squared deviations overflow ", sizeof(S) == sizeof(float) ? "float" : "double",
+            " (the bound is ", bound, " for N = ", n, " and total weight ", w,
+            "); rescale the data (the fit is equivariant, with reg_covar scaled alike)");
+  }
+  return lo;
+}
 
 /// The index of the nearest center (column of `centers`) for every column of x.
 template <class X, class Centers>

@@ -67,6 +67,9 @@ using gaussian_mixture_sample = basic_gaussian_mixture_sample<double>;
 /// @endcode
 template <Scalar S>
 class basic_gaussian_mixture {
+  using cache_type = detail::mixture::cache<S>;
+  using estep_type = detail::mixture::estep<S>;
+
  public:
   using scalar_type = S;
   using accumulator_type = accumulator_t<S>;
@@ -90,6 +93,7 @@ class basic_gaussian_mixture {
     detail::require(std::isfinite(opts_.min_component_weight) && opts_.min_component_weight >= 0.0 &&
                         opts_.min_component_weight < 1.0,
                     fn, "option 'min_component_weight' must be in [0, 1), got ", opts_.min_component_weight);
+    detail::require_count(opts_.kmeans_iterations, 0, max_iteration_count, fn, "kmeans_iterations");
   }
 
   /// Mixture with given parameters (validated as by `set_params`).
@@ -117,7 +121,8 @@ class basic_gaussian_mixture {
     detail::mixture::check_params(p, k_, type_, fn);
     const Eigen::Index d = p.means.rows();
     cache_type c;
-    if (!detail::mixture::build_cache(p, type_, Eigen::MatrixXd(), detail::mixture::singular_tolerance<S>(d), c))
+    if (!detail::mixture::build_cache(p, type_, Eigen::MatrixXd(), detail::mixture::singular_tolerance<S>(d),
+                                      opts_.reg_covar, c))
       detail::throw_invalid(fn, "'covariances' must be positive definite (Cholesky failed or numerically singular)");
     p_ = p;
     c_ = std::move(c);
@@ -128,14 +133,15 @@ class basic_gaussian_mixture {
   Eigen::Index num_observations(const data_type& x) const { return x.size(); }
   double observation_weight(const data_type& x) const { return static_cast<double>(x.total_weight()); }
 
-  /// Checks data once before a fit: d rows, finite entries, and K <= N.
+  /// Checks data once before a fit: d rows, finite entries, K <= N, enough observations for
+  /// the covariance type (full: N > d; tied: N >= d + K), and a spread per coordinate whose
+  /// squares the model can sum (see the model's page, "Bad input").
   /// @throws invalid_argument naming the problem.
   void validate(const data_type& x) const {
     constexpr std::string_view fn = "gaussian_mixture";
     require_params(fn);
     detail::require_rows(x.x(), dim(), fn, "x");
-    detail::require(k_ <= x.size(), fn, "K = ", k_, " components need at least K observations, got N = ", x.size());
-    detail::require_finite(x.x(), fn, "x");
+    detail::mixture::check_fit_data(x, k_, type_, fn);
   }
 
   /// Statistics of no data, taken about the current mixture mean.
@@ -145,19 +151,54 @@ class basic_gaussian_mixture {
   }
 
   /// Adds the expected statistics of columns [begin, end) into `s` and returns their
-  /// (weighted) log-likelihood sum_n w_n log p(x_n), in double. The E-step's scratch (a few
-  /// chunks of data and the partial sums) lives only during the call.
+  /// (weighted) objective sum_n w_n log sum_k pi_k N(x_n | mu_k, Sigma_k) e^{-eps/2 tr Sigma_k^{-1}}
+  /// in double, with eps = reg_covar: the log-likelihood for eps = 0, else the penalized
+  /// log-likelihood whose exact M-step is the regularized one (the responsibilities carry the
+  /// same factor; see the model's page, "EM updates"). The E-step's scratch (a few chunks of
+  /// data and the partial sums) lives only during the call.
+  /// @throws invalid_argument if [begin, end) is not within the N columns of x, or `s` is not
+  ///         statistics of this mixture (`zero_stats()`): another K, d or covariance type
+  /// @throws numerical_error if the result is not finite: an observation so far from every
+  ///         component that its density underflows S (the statistics are then unusable)
   double e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
-    check_data(x, "gaussian_mixture::e_step");
-    if (s.center.size() != dim() || s.type != type_)
-      detail::throw_invalid("gaussian_mixture::e_step", "statistics belong to a mixture of another type or dimension");
+    constexpr std::string_view fn = "gaussian_mixture::e_step";
+    check_data(x, fn);
+    detail::require(0 <= begin && begin <= end && end <= x.size(), fn, "the column range [", begin, ", ", end,
+                    ") must lie within the N = ", x.size(), " columns of 'x'");
+    detail::mixture::check_stats(s, k_, dim(), type_, fn);
+    const double ll = expectation(x, begin, end, s);
+    if (!std::isfinite(ll))
+      throw numerical_error(concat(fn, ": the objective of columns [", begin, ", ", end, ") is ", ll,
+                                   ": an observation is so far from every component that its density is not "
+                                   "representable (see validate and the model's page, \"Bad input\")"));
+    return ll;
+  }
+
+  /// M-step, computed in double from the statistics and rounded to S. Leaves the parameters
+  /// unchanged and throws `numerical_error` if a covariance is not positive definite even
+  /// with `reg_covar`, or is numerically singular (a conditional variance at the rounding
+  /// level of the moments it was computed from, as when a component collapses onto d or
+  /// fewer points with reg_covar = 0: its log-likelihood would be finite but meaningless), if
+  /// the statistics hold no weight, or if they give non-finite parameters (overflow).
+  /// @throws invalid_argument if `s` is not statistics of this mixture (see e_step).
+  void m_step(const stats_type& s) {
+    require_params("gaussian_mixture::m_step");
+    detail::mixture::check_stats(s, k_, dim(), type_, "gaussian_mixture::m_step");
+    auto [p, c] = maximized(s, p_);
+    p_ = std::move(p);
+    c_ = std::move(c);
+  }
+
+ private:
+  /// The E-step proper (e_step without its checks).
+  double expectation(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
     const vector_t<S> center = s.center.template cast<S>();
     if constexpr (!std::is_same_v<S, accumulator_type>) {
       if (center.template cast<accumulator_type>() != s.center) {
         // A reference point S cannot represent (set by hand): sum about its rounding, then
         // merge, which shifts the moments exactly.
         stats_type t = estep_type::empty_stats(type_, k_, dim(), center.template cast<accumulator_type>());
-        const double ll = e_step(x, begin, end, t);
+        const double ll = expectation(x, begin, end, t);
         s += t;
         return ll;
       }
@@ -165,47 +206,56 @@ class basic_gaussian_mixture {
     return estep_type::expectation(x, begin, end, type_, c_, p_, s);
   }
 
-  /// M-step, computed in double from the statistics and rounded to S. Leaves the parameters
-  /// unchanged and throws `numerical_error` if a covariance is not positive definite even
-  /// with `reg_covar`, or is numerically singular (a conditional variance at the rounding
-  /// level of the moments it was computed from, as when a component collapses onto d or
-  /// fewer points with reg_covar = 0: its log-likelihood would be finite but meaningless), or
-  /// if the statistics hold no weight.
-  void m_step(const stats_type& s) {
-    require_params("gaussian_mixture::m_step");
-    auto next = detail::mixture::maximize(s, p_, type_, opts_);
+  /// The M-step from `s` with `previous` as the fallback of components without weight: the new
+  /// parameters and their cache, the model untouched. @throws numerical_error (see m_step)
+  std::pair<params_type, cache_type> maximized(const stats_type& s, const params_type& previous) const {
+    auto next = detail::mixture::maximize(s, previous, type_, opts_);
+    bool finite = next.params.weights.allFinite() && next.params.means.allFinite();
+    for (const auto& cov : next.params.covariances) finite = finite && cov.allFinite();
+    if (!finite)
+      throw numerical_error(
+          "gaussian_mixture::m_step: the statistics give non-finite parameters (their moments overflow the "
+          "scalar type: the data are too spread out about the mixture's mean)");
     cache_type c;
-    if (!next.params.weights.allFinite() || !next.params.means.allFinite() ||
-        !detail::mixture::build_cache(next.params, type_, next.scale, detail::mixture::singular_tolerance<S>(dim()), c))
+    if (!detail::mixture::build_cache(next.params, type_, next.scale, detail::mixture::singular_tolerance<S>(dim()),
+                                      opts_.reg_covar, c))
       throw numerical_error(
           "gaussian_mixture::m_step: a covariance is not positive definite or is numerically singular "
           "(increase reg_covar)");
-    p_ = std::move(next.params);
-    c_ = std::move(c);
+    return {std::move(next.params), std::move(c)};
   }
 
+ public:
+
   /// Draw starting parameters from the data (see `mixture_init`): centers, then one M-step
-  /// from the hard assignment of every observation to its nearest center.
-  /// @throws invalid_argument if K > N, the data are not finite, or have no positive weight.
+  /// from the hard assignment of every observation to its nearest center. On any exception the
+  /// model is unchanged.
+  /// @throws invalid_argument if the data fail the checks of `validate` (K > N, non-finite
+  ///         entries, too few observations for the covariance type, a spread whose squares
+  ///         overflow) or have no positive weight
+  /// @throws numerical_error if the start's M-step fails (see m_step)
   template <std::uniform_random_bit_generator Rng>
   void initialize(const data_type& x, Rng& rng) {
     constexpr std::string_view fn = "gaussian_mixture::initialize";
-    detail::require(x.size() > 0 && x.dim() > 0, fn, "argument 'x' must have at least one row and column, got ",
-                    x.dim(), " x ", x.size());
-    detail::require(k_ <= x.size(), fn, "K = ", k_, " components need at least K observations, got N = ", x.size());
-    detail::require_finite(x.x(), fn, "x");
+    const Eigen::VectorXd lo = detail::mixture::check_fit_data(x, k_, type_, fn);
     detail::require(x.total_weight() > 0.0, fn, "argument 'weights' must not all be zero");
     const Eigen::Index d = x.dim(), n = x.size();
     const auto& xm = x.x();
-    const matrix_t<S> centers = detail::mixture::initial_centers(x, k_, opts_, rng, fn);
+    // Everything about the data mean, computed about the lower corner so that no sum of large
+    // magnitudes overflows (only the spread is bounded): the centers are drawn and the nearest
+    // ones found among centered data.
+    const vector_t<S> mean =
+        ((xm.template cast<double>().colwise() - lo).rowwise().mean() + lo).template cast<S>();
+    const matrix_t<S> xc = xm.colwise() - mean;
+    const data_type xcv = x.weighted() ? data_type(xc, x.weights()) : data_type(xc);
+    const matrix_t<S> centered = detail::mixture::initial_centers(xcv, k_, opts_, rng, fn);
+    const Eigen::VectorXi lab = detail::mixture::nearest(xc, centered);
+    const matrix_t<S> centers = centered.colwise() + mean;
     // One M-step from hard assignments to the nearest center, about the data mean.
-    const Eigen::VectorXi lab = detail::mixture::nearest(xm, centers);
-    const vector_t<S> mean = xm.rowwise().mean();
     stats_type s = estep_type::empty_stats(type_, k_, d, mean.template cast<accumulator_type>());
     estep_type::hard_assignment(x, lab, mean, type_, s);
-    // Provisional parameters so that m_step has a fallback for empty clusters: the centers
+    // Provisional parameters so that the M-step has a fallback for empty clusters: the centers
     // with the pooled data covariance.
-    const matrix_t<S> xc = xm.colwise() - mean;
     params_type start;
     start.weights = vector_t<S>::Constant(k_, S(1) / static_cast<S>(k_));
     start.means = centers;
@@ -220,14 +270,14 @@ class basic_gaussian_mixture {
     start.covariances.assign(static_cast<std::size_t>(k_), pooled);
     cache_type c;
     const double tolerance = detail::mixture::singular_tolerance<S>(d);
-    if (!detail::mixture::build_cache(start, type_, Eigen::MatrixXd(), tolerance, c)) {
+    if (!detail::mixture::build_cache(start, type_, Eigen::MatrixXd(), tolerance, opts_.reg_covar, c)) {
       pooled.diagonal().array() += S(1);  // degenerate data: any positive definite start will do
       start.covariances.assign(static_cast<std::size_t>(k_), pooled);
-      detail::mixture::build_cache(start, type_, Eigen::MatrixXd(), tolerance, c);
     }
-    p_ = start;
-    c_ = std::move(c);
-    m_step(s);
+    // Only the fallback means and covariances of `start` are read; the model is set at the end.
+    auto [p, cache] = maximized(s, start);
+    p_ = std::move(p);
+    c_ = std::move(cache);
   }
 
   // ---- Queries ------------------------------------------------------------------------------
@@ -318,9 +368,11 @@ class basic_gaussian_mixture {
   }
 
  private:
-  using cache_type = detail::mixture::cache<S>;
-  using estep_type = detail::mixture::estep<S>;
 
+  /// Responsibilities (K x N) and log p(x_n) of the columns of x. Columns whose fast evaluation
+  /// is not finite (a squared distance that overflows S: far points, huge data) are evaluated
+  /// again in a stable form (`far_posterior`): their responsibilities still sum to 1 and
+  /// log p(x_n) is finite or -inf, never NaN.
   void posterior(const Eigen::Ref<const matrix_t<S>>& x, matrix_t<S>& r, row_vector_t<S>& lse,
                  std::string_view fn) const {
     require_params(fn);
@@ -329,6 +381,13 @@ class basic_gaussian_mixture {
     estep_type::log_joint(x, type_, c_, r);
     lse.resize(x.cols());
     normalize_columns_log(r, lse);
+    if (lse.allFinite()) return;
+    Eigen::VectorXd rn;
+    for (Eigen::Index n = 0; n < x.cols(); ++n) {
+      if (std::isfinite(lse(n))) continue;
+      lse(n) = static_cast<S>(detail::mixture::far_posterior(x.col(n).template cast<double>(), p_, type_, c_, rn));
+      r.col(n) = rn.template cast<S>();
+    }
   }
 
   void require_params(std::string_view fn) const {

@@ -106,6 +106,29 @@ maximization<S> maximize(const basic_gaussian_mixture_stats<S>& s, const basic_g
   return {std::move(p), std::move(scale)};
 }
 
+/// Checks that statistics `s` belong to a mixture of `k_count` components in `d` dimensions
+/// with covariance type `type` (type, reference point, counts, first moments and the second
+/// moments the type uses), so that statistics of another mixture are an `invalid_argument`
+/// rather than an out-of-range access. O(1).
+template <Scalar S>
+void check_stats(const basic_gaussian_mixture_stats<S>& s, Eigen::Index k_count, Eigen::Index d, covariance_type type,
+                 std::string_view fn) {
+  bool second = true;
+  switch (type) {
+    case covariance_type::full: second = s.scatter.rows() == k_count * d && s.scatter.cols() == d; break;
+    case covariance_type::tied: second = s.scatter.rows() == d && s.scatter.cols() == d; break;
+    case covariance_type::diagonal:
+    case covariance_type::spherical:
+      second = s.diagonal_scatter.rows() == d && s.diagonal_scatter.cols() == k_count;
+      break;
+  }
+  require(s.type == type && s.center.size() == d && s.counts.size() == k_count && s.sums.rows() == d &&
+              s.sums.cols() == k_count && second,
+          fn, "argument 'stats' must be statistics of this mixture (", to_string(type), " covariance, K = ", k_count,
+          ", d = ", d, ": make them with zero_stats()), got ", to_string(s.type), " statistics with K = ",
+          s.counts.size(), ", d = ", s.center.size(), second ? "" : " and second moments of another shape");
+}
+
 /// Checks parameters for a mixture of `k_count` components of type `type`: sizes, finiteness,
 /// weights non-negative summing to 1 (within 1e-8; float 1e-5), symmetric covariances of the
 /// type's structure. (Positive definiteness is checked by build_cache.)

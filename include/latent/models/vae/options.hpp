@@ -41,7 +41,7 @@ enum class vae_bound {
 /// | `decoder_activation` | activation of every decoder hidden layer | relu |
 /// | `likelihood` | `bernoulli`, `gaussian` or `gaussian_shared` | bernoulli |
 /// | `bound` | `elbo` or `iwae` | elbo |
-/// | `iwae_samples` | K, proposals per importance-weighted estimate (>= 1; used only with `iwae`) | 5 |
+/// | `iwae_samples` | K, proposals per importance-weighted estimate, in [1, 10^6] (used only with `iwae`) | 5 |
 ///
 /// A hidden width of 0 is not "no layer" but an error: to drop the hidden layers, leave the
 /// list empty.
@@ -72,7 +72,8 @@ inline void validate_vae_options(const vae_options& o, std::string_view fn) {
   require(static_cast<unsigned>(o.likelihood) <= static_cast<unsigned>(vae_likelihood::gaussian_shared), fn,
           "option 'likelihood' is not a valid vae_likelihood");
   require(o.bound == vae_bound::elbo || o.bound == vae_bound::iwae, fn, "option 'bound' is not a valid vae_bound");
-  require(o.iwae_samples >= 1, fn, "option 'iwae_samples' must be >= 1, got ", o.iwae_samples);
+  require(o.iwae_samples >= 1 && o.iwae_samples <= static_cast<Eigen::Index>(max_sample_count), fn,
+          "option 'iwae_samples' must be in [1, ", max_sample_count, "], got ", o.iwae_samples);
 }
 
 /// The encoder's architecture: d -> hidden... -> 2k (means in rows 0..k-1, log-scales in rows

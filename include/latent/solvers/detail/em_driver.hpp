@@ -29,7 +29,7 @@ struct em_loop_options {
 };
 
 inline void validate_em_loop_options(const em_loop_options& o, std::string_view function) {
-  require(o.max_iterations > 0, function, "option 'max_iterations' must be positive, got 0");
+  require_count(o.max_iterations, 1, max_iteration_count, function, "max_iterations");
   require(std::isfinite(o.tolerance) && o.tolerance >= 0.0, function,
           "option 'tolerance' must be finite and >= 0, got ", o.tolerance);
   require(std::isfinite(o.parameter_tolerance) && o.parameter_tolerance >= 0.0, function,
@@ -40,6 +40,16 @@ inline void validate_em_loop_options(const em_loop_options& o, std::string_view 
           o.parallel.threads);
   require(o.parallel.block_size > 0, function, "option 'block_size' must be positive, got ",
           o.parallel.block_size);
+}
+
+/// Data to fit must carry weight: `scale` is their total observation weight (N if unweighted),
+/// combined over the executor's parts. No observations, or weights that are all zero, leave
+/// nothing to fit (the M-step would divide by zero): the same `invalid_argument` on a warm
+/// start as a model's `initialize` gives on a cold one.
+inline void require_positive_weight(double scale, std::string_view function) {
+  require(scale > 0.0 && std::isfinite(scale), function,
+          "argument 'x' must carry a positive, finite total weight, got ", scale,
+          " (no observations, or observation weights that are all zero)");
 }
 
 /// The model's log prior density of its current parameters, if it has the optional hook
@@ -230,10 +240,14 @@ fit_result<typename M::params_type> run_restarts(M& model, std::size_t restarts,
       best.restart = r;
     }
   }
-  // The best restart's parameters are finite whenever any restart produced a finite
-  // objective; a restart that failed at its start holds whatever the model had, which is
-  // restored only if no restart did better.
+  // Only parameters that were evaluated to a finite objective are set back into the model:
+  // a restart that failed (at its start, or at its first evaluation) never passes its
+  // parameters on. Since a failure never beats a success (better_restart), the best restart
+  // has a finite trace whenever any restart had one. If none had, nothing is set and the
+  // result reports the parameters the model holds (as the last restart left them: its start,
+  // or for a start that could not be formed, what the model kept), so that the two agree.
   if (!best.trace.empty()) model.set_params(best.params);
+  else best.params = model.params();
   best.restart_objectives.clear();
   for (const auto& s : summaries) best.restart_objectives.push_back(s.objective);
   best.restarts = std::move(summaries);
