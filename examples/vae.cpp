@@ -14,7 +14,8 @@
 //   --epochs   epochs to train (default 10: 1-6 minutes on 2 cores, then 2-8 minutes of
 //              log p(x) and gap estimates)
 //   --iwae     train the importance-weighted bound with K proposals instead of the ELBO
-//   --threads  Eigen's GEMM threads (default 2)
+//   --threads  threads of a training step (Eigen::setNbThreads; default 2). On a machine busy
+//              with other work, 1 thread or OMP_WAIT_POLICY=passive is faster (docs/models/vae.md)
 //   --data     directory of the IDX files (default /usr/share/datasets/fashion-mnist; plain or .gz)
 //   --out      directory for the PGM files (default: the working directory)
 // With --smoke and no dataset installed it trains on synthetic images instead, so the smoke
