@@ -33,6 +33,8 @@
 #include <latent/io/mapped_npy.hpp>
 #endif
 
+#include <latent/nn.hpp>
+
 #include <latent/optim/adam.hpp>
 #include <latent/optim/sgd.hpp>
 
@@ -47,3 +49,4 @@
 #include <latent/models/linear_vae.hpp>
 #include <latent/models/neyman_scott.hpp>
 #include <latent/models/neyman_scott_elbo.hpp>
+#include <latent/models/vae.hpp>
