@@ -6,6 +6,7 @@
 #include <latent/core/amortized.hpp>
 #include <latent/estimators/elbo.hpp>
 #include <latent/estimators/gap_decomposition.hpp>
+#include <latent/estimators/per_observation.hpp>
 #include <latent/estimators/importance_sampling.hpp>
 #include <latent/estimators/local_gaussians.hpp>
 #include <latent/models/linear_vae.hpp>

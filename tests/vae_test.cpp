@@ -8,6 +8,9 @@
 #include <latent/core/random.hpp>
 #include <latent/models/vae.hpp>
 #include <latent/nn.hpp>
+#include <latent/nn/activation.hpp>
+#include <latent/nn/init.hpp>
+#include <latent/nn/mlp.hpp>
 #include <latent/solvers/sgd_elbo.hpp>
 
 #include "support/test_support.hpp"
