@@ -18,6 +18,9 @@
 // All methods start from the same point, the closed-form PPCA fit; the VAE's encoder starts at
 // the best diagonal q for that decoder, so its starting ELBO is the mean-field one.
 //
+// With --plot-data DIR it also writes each method's objective per pass over the data and the
+// log-likelihood at its final parameters (fa_gaps_<data>.tsv) for docs/figures/make_figures.sh.
+//
 // Adding a method: append a `method` to `methods()`; it receives the data and the common
 // starting parameters and returns a `method_result`.
 
@@ -30,6 +33,8 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+
+#include "plot_data.hpp"
 
 #include <array>
 #include <cstdint>
@@ -57,6 +62,7 @@ struct method_result {
   double seconds = 0.0;
   std::string status;
   std::string note;            ///< printed under the table (settings worth knowing)
+  std::vector<double> trace;   ///< the objective after each pass over the data (total), start first
 };
 
 /// A named way to fit factor analysis with k factors from `start`.
@@ -94,7 +100,7 @@ std::vector<method> methods() {
                  const auto fit = latent::em(
                      fa, x, {.max_iterations = max_iterations, .tolerance = tolerance, .threads = threads});
                  return method_result{"log-lik", fit.objective, fa.log_likelihood(x), fit.iterations, fit.seconds,
-                                      std::string(latent::to_string(fit.status)), ""};
+                                      std::string(latent::to_string(fit.status)), "", fit.trace};
                }});
   m.push_back({"mean-field VEM", [](const Eigen::MatrixXd& x, const factor_analysis_params& start) {
                  factor_analysis fa(start);
@@ -102,7 +108,7 @@ std::vector<method> methods() {
                  const auto fit = latent::variational_em(
                      fa, x, family, {.max_iterations = max_iterations, .tolerance = tolerance, .threads = threads});
                  return method_result{"ELBO", fit.objective, fa.log_likelihood(x), fit.iterations, fit.seconds,
-                                      std::string(latent::to_string(fit.status)), ""};
+                                      std::string(latent::to_string(fit.status)), "", fit.trace};
                }});
   m.push_back({"linear VAE", [](const Eigen::MatrixXd& x, const factor_analysis_params& start) {
                  // Decoder = the common start; encoder = the best diagonal Gaussian q for that
@@ -135,13 +141,15 @@ std::vector<method> methods() {
                                opts.max_epochs, opts.batch_size, fit.steps, opts.adam.learning_rate,
                                opts.adam.decay_t0);
                  return method_result{"ELBO", vae.elbo(fit.params), decoder.log_likelihood(x), fit.iterations,
-                                      fit.seconds, std::string(latent::to_string(fit.status)), note};
+                                      fit.seconds, std::string(latent::to_string(fit.status)), note, fit.trace};
                }});
   return m;
 }
 
-/// Fits every method from the same start and prints a table and the gaps to exact EM.
-void compare(const std::string& title, const Eigen::MatrixXd& x, Eigen::Index k) {
+/// Fits every method from the same start and prints a table and the gaps to exact EM; with a
+/// plot directory, writes the traces to `plot_file` there.
+void compare(const std::string& title, const Eigen::MatrixXd& x, Eigen::Index k, const std::string& plot_dir,
+             const std::string& plot_file) {
   const double n = static_cast<double>(x.cols());
   factor_analysis init(k);
   init.initialize_pca(x);  // the common, deterministic starting point
@@ -171,6 +179,14 @@ void compare(const std::string& title, const Eigen::MatrixXd& x, Eigen::Index k)
               << (em.log_likelihood - r.log_likelihood) / n << " per observation\n"
               << "gap, log-lik at " << name << "'s parameters - its " << r.objective_name
               << " (sum_n KL(q || p(z|x))): " << (r.log_likelihood - r.objective) / n << " per observation\n";
+  }
+  if (plot_dir.empty()) return;
+  // One block per method: pass over the data, objective per observation, and the
+  // log-likelihood per observation at the method's final parameters (constant in the block).
+  example::table plot(plot_dir, plot_file, "pass objective_per_obs final_loglik_per_obs (blocks: methods in order)");
+  for (const auto& [name, r] : results) {
+    for (std::size_t i = 0; i < r.trace.size(); ++i) plot.row(i, r.trace[i] / n, r.log_likelihood / n);
+    plot.next_block();
   }
 }
 
@@ -209,7 +225,8 @@ std::optional<Eigen::MatrixXd> read_fashion_mnist(const std::string& path, Eigen
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  const std::string plot_dir = example::plot_data_dir(argc, argv);
   // Eigen's own GEMM threads stall on a loaded machine at these sizes (see linear_vae.md).
   Eigen::setNbThreads(1);
   std::mt19937_64 rng(20240611);
@@ -222,13 +239,14 @@ int main() {
     truth.mean = latent::standard_normal(d, 1, rng).col(0);
     truth.uniquenesses = Eigen::VectorXd::LinSpaced(d, 0.2, 1.0);
     const Eigen::MatrixXd x = factor_analysis(truth).sample(n, rng);
-    compare("simulation", x, k);
+    compare("simulation", x, k, plot_dir, "fa_gaps_simulation.tsv");
   }
 
   // Fashion-MNIST: 2000 training images, 784 pixels each.
   const std::string path = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
   if (const auto x = read_fashion_mnist(path, 2000, rng)) {
-    compare("Fashion-MNIST (first 2000 training images, dequantized pixels / 256)", *x, 10);
+    compare("Fashion-MNIST (first 2000 training images, dequantized pixels / 256)", *x, 10, plot_dir,
+            "fa_gaps_fashion_mnist.tsv");
   } else {
     std::cout << "\nFashion-MNIST not found at " << path
               << " (Debian package dataset-fashion-mnist); showing the simulation only.\n";

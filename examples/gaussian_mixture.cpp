@@ -1,11 +1,18 @@
 // Gaussian mixtures, two stories.
 //  1. Old Faithful (272 eruptions: duration and waiting time): choose the number of
 //     components and the covariance type by BIC, and print the fitted components.
+//     With --plot-data DIR it also writes the data, the fitted components' 50% and 95%
+//     ellipses and the BIC table for docs/figures/make_figures.sh.
 //  2. A larger simulated problem (N = 100000, d = 10, K = 6): fit time, iterations and how
 //     well the clusters are recovered.
 #include <latent/latent.hpp>
 
+#include "plot_data.hpp"
+
+#include <Eigen/Cholesky>
+
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <random>
@@ -13,7 +20,39 @@
 
 namespace {
 
-void old_faithful() {
+/// Writes the eruptions with their labels, each component's ellipses holding 50% and 95% of its
+/// probability (in minutes), and the BIC table.
+void write_plot_data(const std::string& dir, const Eigen::MatrixXd& minutes, const latent::gaussian_mixture& best,
+                     const Eigen::VectorXd& mean, const Eigen::VectorXd& sd, const Eigen::MatrixXd& bic) {
+  const Eigen::VectorXi labels = best.labels(((minutes.colwise() - mean).array().colwise() / sd.array()).matrix());
+  example::table points(dir, "faithful_points.tsv", "eruptions waiting component");
+  for (Eigen::Index i = 0; i < minutes.cols(); ++i) points.row(minutes(0, i), minutes(1, i), labels(i));
+
+  example::table ellipses(dir, "faithful_ellipses.tsv", "eruptions waiting (blocks: component k, level 50% then 95%)");
+  const auto& p = best.params();
+  for (Eigen::Index k = 0; k < best.components(); ++k) {
+    // The covariance in minutes is D C D, D = diag(sd); a level-a contour of a 2-d Gaussian is
+    // mean + L (r cos t, r sin t) with L L^T = D C D and r^2 = -2 log(1 - a).
+    const Eigen::MatrixXd cov = sd.asDiagonal() * p.covariances[static_cast<std::size_t>(k)] * sd.asDiagonal();
+    const Eigen::MatrixXd chol = cov.llt().matrixL();
+    const Eigen::VectorXd centre = mean + sd.cwiseProduct(p.means.col(k));
+    for (const double level : {0.5, 0.95}) {
+      const double r = std::sqrt(-2.0 * std::log(1.0 - level));
+      for (int s = 0; s <= 100; ++s) {
+        const double t = 2.0 * 3.14159265358979323846 * s / 100.0;
+        const Eigen::Vector2d point = centre + r * chol * Eigen::Vector2d(std::cos(t), std::sin(t));
+        ellipses.row(point(0), point(1));
+      }
+      ellipses.next_block();
+    }
+  }
+
+  example::table table(dir, "faithful_bic.tsv", "K full diagonal spherical tied");
+  for (Eigen::Index k = 0; k < bic.rows(); ++k)
+    table.row(k + 1, bic(k, 0), bic(k, 1), bic(k, 2), bic(k, 3));
+}
+
+void old_faithful(const std::string& plot_dir) {
   const latent::csv_table t = latent::read_csv(std::string(LATENT_EXAMPLES_DATA_DIR) + "/faithful.csv");
   // 2 x 272: row 0 eruptions (minutes), row 1 waiting (minutes). Waiting times are whole
   // minutes, so a component can sit on a dozen identical values: its variance collapses to
@@ -32,14 +71,16 @@ void old_faithful() {
   std::printf("\n");
 
   std::mt19937_64 rng(2024);
+  Eigen::MatrixXd bic_table(5, 4);
   double best_bic = std::numeric_limits<double>::infinity();
   latent::gaussian_mixture best(1);
   for (Eigen::Index k = 1; k <= 5; ++k) {
     std::printf("%4ld", static_cast<long>(k));
-    for (auto type : types) {
-      latent::gaussian_mixture gmm(k, type, {.reg_covar = 1e-3});
+    for (std::size_t c = 0; c < std::size(types); ++c) {
+      latent::gaussian_mixture gmm(k, types[c], {.reg_covar = 1e-3});
       const auto fit = latent::em(gmm, x, rng, {.tolerance = 1e-10, .restarts = 10});
       const double bic = gmm.bic(x);
+      bic_table(k - 1, static_cast<Eigen::Index>(c)) = bic;
       std::printf("%12.2f", bic);
       if (fit.status != latent::fit_status::numerical_issue && bic < best_bic) {
         best_bic = bic;
@@ -63,6 +104,7 @@ void old_faithful() {
   for (Eigen::Index k = 0; k < best.components(); ++k)
     std::printf(" %ld", static_cast<long>((labels.array() == k).count()));
   std::printf("\n\n");
+  if (!plot_dir.empty()) write_plot_data(plot_dir, t.data, best, mean, sd, bic_table);
 }
 
 void simulated() {
@@ -104,9 +146,9 @@ void simulated() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   try {
-    old_faithful();
+    old_faithful(example::plot_data_dir(argc, argv));
     simulated();
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << '\n';

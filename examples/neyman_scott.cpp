@@ -5,16 +5,26 @@
 // Simulation: theta = 2, z_n ~ N(0.5, 1), K replicates per group. For N = 10^2 ... 10^6 groups
 // (prefixes of one sample) the table shows the joint MLE heading to theta (K-1)/K and the
 // marginal MLE found by EM heading to theta, for K = 2 and K = 5; then the K = 5 fit in float.
+// With --plot-data DIR it also writes both estimates on a finer grid of N (the closed forms,
+// which EM reaches) for docs/figures/make_figures.sh.
 #include <latent/models/neyman_scott.hpp>
 #include <latent/solvers/em.hpp>
 
 #include <Eigen/Core>
 
+#include "plot_data.hpp"
+
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <random>
+#include <string>
 
-int main() {
+int main(int argc, char** argv) {
+  const std::string plot_dir = example::plot_data_dir(argc, argv);
+  std::optional<example::table> plot;
+  if (!plot_dir.empty())
+    plot.emplace(plot_dir, "neyman_scott_consistency.tsv", "N joint_mle marginal_mle (blocks: K = 2, K = 5)");
   const double theta = 2.0, mu = 0.5, tau2 = 1.0;
   std::mt19937_64 rng(20240601);
   std::printf("Neyman-Scott: y_nk ~ N(z_n, theta), z_n ~ N(mu, tau2), theta = %.1f, mu = %.1f, tau2 = %.1f\n",
@@ -36,6 +46,14 @@ int main() {
                   fit.params.theta, exact.params.theta,
                   std::abs(fit.params.theta - exact.params.theta) / exact.params.theta, fit.iterations,
                   fit.converged() ? "" : "  (not converged)");
+    }
+    if (plot) {
+      for (int j = 0; j <= 16; ++j) {  // N = 10^2 ... 10^6, four points per decade
+        const auto groups = y.leftCols(static_cast<Eigen::Index>(std::lround(std::pow(10.0, 2.0 + j / 4.0))));
+        plot->row(groups.cols(), latent::neyman_scott_joint_mle(groups).theta,
+                  latent::neyman_scott_marginal_mle(groups).params.theta);
+      }
+      plot->next_block();
     }
   }
   // The same estimate in single precision: float data (half the bytes), float parameters, the

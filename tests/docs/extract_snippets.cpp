@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
       in_decl = true;
       depth = 0;
       std::string l = line;
-      if (starts_with(l, "int main(")) l = "int snippet_main_" + std::to_string(block) + l.substr(8);
+      if (starts_with(l, "int main(")) l = "[[maybe_unused]] int snippet_main_" + std::to_string(block) + l.substr(8);
       line = l;
     }
     if (in_decl) {
