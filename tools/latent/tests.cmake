@@ -1,0 +1,27 @@
+# End-to-end tests of the latent program (included by CMakeLists.txt; cli_check is defined there).
+
+# Old Faithful: the chosen model of R mclust (EEE, 3 components), as model_selection_test finds
+# with the same options. reg_covar 1e-3: see docs/cli.md on data recorded in whole minutes.
+cli_check(NAME gmm_fit_faithful STATUS 0
+  STDOUT "Chosen by BIC: K = 3, tied covariance"
+  ARGS gmm fit ${data}/faithful.csv --components 1:5 --reg-covar 1e-3 --restarts 10 --seed 1 --quiet)
+cli_check(NAME gmm_fit_table STATUS 0
+  STDOUT "BIC = -2 log L \\+ p log n \\(lower is better[^\n]*\n +K +full +diagonal +spherical +tied\n +1 +2607\\.6[0-9]* +3055\\.8"
+  ARGS gmm fit ${data}/faithful.csv --components 1:2 --restarts 2 --quiet)
+cli_check(NAME gmm_fit_icl STATUS 0
+  STDOUT "Chosen by ICL: K = 2, full covariance"
+  ARGS gmm fit ${data}/faithful.csv -k 1,2 -c full,tied --criterion icl --quiet)
+cli_check(NAME gmm_help STATUS 0 STDOUT "--components" ARGS gmm fit --help)
+
+# Bad input: one line on stderr, exit status 2.
+cli_check(NAME gmm_fit_missing_file STATUS 2 STDERR "^latent: error: read_csv: cannot open 'no_such_file.csv'"
+  ARGS gmm fit no_such_file.csv)
+cli_check(NAME gmm_fit_bad_range STATUS 2 STDERR "^latent: error: --components: the range '5:2' is empty"
+  ARGS gmm fit ${data}/faithful.csv --components 5:2)
+cli_check(NAME gmm_fit_bad_count STATUS 2 STDERR "^latent: error: --components: '0' is not a positive whole number"
+  ARGS gmm fit ${data}/faithful.csv --components 0:3)
+cli_check(NAME gmm_fit_bad_covariance STATUS 2 STDERR "^latent: error: --covariance: 'round' is not one of"
+  ARGS gmm fit ${data}/faithful.csv --covariance full,round)
+cli_check(NAME gmm_fit_bad_option STATUS 109 STDERR "^latent: error: The following argument was not expected: --colour"
+  ARGS gmm fit ${data}/faithful.csv --colour)
+cli_check(NAME no_subcommand STATUS 106 STDERR "^latent: error: A subcommand is required" ARGS)
