@@ -3,9 +3,8 @@
 
 #include <latent/model_selection.hpp>
 #include <latent/models/gaussian_mixture.hpp>
-#if __has_include(<latent/io/json.hpp>)
+#ifdef LATENT_CLI_HAS_JSON  // set by CMake when nlohmann_json is found
 #include <latent/io/json.hpp>
-#define LATENT_CLI_HAS_JSON 1
 #endif
 
 #include <cstdio>
@@ -146,7 +145,7 @@ void gmm_fit(const gmm_fit_args& a) {
     latent::save(*sel.model, a.out);
     std::printf("\nSaved the chosen model to %s\n", a.out.c_str());
 #else
-    throw usage_error("--out: this build of latent cannot save models (it was built without latent/io/json.hpp)");
+    throw usage_error("--out: this build of latent cannot save models (it was built without nlohmann_json)");
 #endif
   }
 }
@@ -178,7 +177,7 @@ void gmm_predict(const gmm_predict_args& a) {
   if (!os) throw std::runtime_error("writing the predictions failed");
 #else
   (void)a;
-  throw usage_error("gmm predict: this build of latent cannot load models (it was built without latent/io/json.hpp)");
+  throw usage_error("gmm predict: this build of latent cannot load models (it was built without nlohmann_json)");
 #endif
 }
 

@@ -25,3 +25,19 @@ cli_check(NAME gmm_fit_bad_covariance STATUS 2 STDERR "^latent: error: --covaria
 cli_check(NAME gmm_fit_bad_option STATUS 109 STDERR "^latent: error: The following argument was not expected: --colour"
   ARGS gmm fit ${data}/faithful.csv --colour)
 cli_check(NAME no_subcommand STATUS 106 STDERR "^latent: error: A subcommand is required" ARGS)
+
+# Save, load, predict. With one component every record is component 1 with probability 1, and
+# its log-density is that of the Gaussian with the sample mean and covariance: for the first
+# record (3.6, 79), -4.4321917 (numpy, independently; reg_covar 1e-6 moves the 8th digit).
+if(nlohmann_json_FOUND)
+  cli_check(NAME gmm_fit_save STATUS 0 STDOUT "Saved the chosen model to gmm_k1\\.json" FIXTURES_SETUP cli_gmm_k1
+    ARGS gmm fit ${data}/faithful.csv -k 1 -c full --out gmm_k1.json --quiet)
+  cli_check(NAME gmm_predict STATUS 0 FIXTURES_REQUIRED cli_gmm_k1
+    STDOUT "^component,p1,log_density\n1,1,-4\\.432191[67]"
+    ARGS gmm predict gmm_k1.json ${data}/faithful.csv)
+  cli_check(NAME gmm_predict_wrong_width STATUS 2 FIXTURES_REQUIRED cli_gmm_k1
+    STDERR "^latent: error: [^\n]*has 1 columns, the model in gmm_k1\\.json has 2 variables"
+    ARGS gmm predict gmm_k1.json ${CMAKE_CURRENT_SOURCE_DIR}/test_data/one_column.csv)
+  cli_check(NAME gmm_predict_not_a_model STATUS 2 STDERR "^latent: error: "
+    ARGS gmm predict ${data}/faithful.csv ${data}/faithful.csv)
+endif()
