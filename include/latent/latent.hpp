@@ -6,6 +6,7 @@
 
 #include <latent/core/amortized.hpp>
 #include <latent/core/callbacks.hpp>
+#include <latent/core/chi_square.hpp>
 #include <latent/core/concepts.hpp>
 #include <latent/core/elbo_concepts.hpp>
 #include <latent/core/error.hpp>
