@@ -25,29 +25,18 @@ void old_faithful() {
   const Eigen::MatrixXd x = (t.data.colwise() - mean).array().colwise() / sd.array();
   std::printf("Old Faithful: %ld eruptions, variables %s and %s (standardized for the fit)\n\n",
               static_cast<long>(x.cols()), t.names[0].c_str(), t.names[1].c_str());
-  std::printf("BIC (lower is better), best of 10 k-means++ starts:\n%4s", "K");
-  const latent::covariance_type types[] = {latent::covariance_type::full, latent::covariance_type::diagonal,
-                                           latent::covariance_type::spherical, latent::covariance_type::tied};
-  for (auto type : types) std::printf("%12s", std::string(to_string(type)).c_str());
-  std::printf("\n");
-
-  std::mt19937_64 rng(2024);
-  double best_bic = std::numeric_limits<double>::infinity();
-  latent::gaussian_mixture best(1);
-  for (Eigen::Index k = 1; k <= 5; ++k) {
-    std::printf("%4ld", static_cast<long>(k));
-    for (auto type : types) {
-      latent::gaussian_mixture gmm(k, type, {.reg_covar = 1e-3});
-      const auto fit = latent::em(gmm, x, rng, {.tolerance = 1e-10, .restarts = 10});
-      const double bic = gmm.bic(x);
-      std::printf("%12.2f", bic);
-      if (fit.status != latent::fit_status::numerical_issue && bic < best_bic) {
-        best_bic = bic;
-        best = gmm;
-      }
-    }
-    std::printf("\n");
-  }
+  // The mclust-style table: K = 1..5 by the four covariance types, 10 k-means++ starts per
+  // cell, BIC lower is better (mclust prints the negative).
+  latent::mixture_selection_options opts;
+  opts.components = {1, 2, 3, 4, 5};
+  opts.em.restarts = 10;
+  opts.seed = 2024;
+  opts.mixture.reg_covar = 1e-3;
+  const latent::mixture_selection sel = latent::select_gaussian_mixture(latent::observations(x), opts);
+  std::printf("Best of 10 k-means++ starts per cell, seed 2024:\n%s",
+              latent::format_selection_table(sel, latent::information_criterion::bic).c_str());
+  const double best_bic = sel.chosen().bic;  // throws if every cell failed
+  const latent::gaussian_mixture& best = *sel.model;
   const auto& p = best.params();
   std::printf("\nChosen: K = %ld, %s covariance (BIC %.2f, log-likelihood %.4f)\n", static_cast<long>(best.components()),
               std::string(to_string(best.covariance_kind())).c_str(), best_bic, best.log_likelihood(x));

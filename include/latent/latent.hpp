@@ -51,3 +51,5 @@
 #include <latent/models/neyman_scott.hpp>
 #include <latent/models/neyman_scott_elbo.hpp>
 #include <latent/models/vae.hpp>
+
+#include <latent/model_selection.hpp>

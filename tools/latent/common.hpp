@@ -21,6 +21,8 @@ struct usage_error : std::runtime_error {
 
 /// Each family adds its subcommands to the root (tools/latent/<family>.cpp).
 void add_gmm_commands(CLI::App& root);
+void add_fa_commands(CLI::App& root);
+void add_random_effects_commands(CLI::App& root);
 
 /// "1:9" (inclusive), "3" or "1,2,5" as a list of positive counts.
 std::vector<Eigen::Index> parse_counts(const std::string& text, const std::string& option);

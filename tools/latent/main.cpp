@@ -15,7 +15,7 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
-  CLI::App app{"latent: fit latent variable models (Gaussian mixtures, factor analysis) from CSV files.\n"
+  CLI::App app{"latent: fit latent variable models (Gaussian mixtures, factor analysis, random effects) from CSV files.\n"
                "Data files are CSV with a header line of variable names and one record per line."};
   app.name("latent");
   app.set_version_flag("--version", std::string("latent ") + latent::version);
@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
     return std::string("latent: error: ") + e.what() + " (see --help)\n";
   });
   latent_cli::add_gmm_commands(app);
+  latent_cli::add_fa_commands(app);
+  latent_cli::add_random_effects_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

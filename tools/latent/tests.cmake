@@ -41,3 +41,36 @@ if(nlohmann_json_FOUND)
   cli_check(NAME gmm_predict_not_a_model STATUS 2 STDERR "^latent: error: "
     ARGS gmm predict ${data}/faithful.csv ${data}/faithful.csv)
 endif()
+
+# Factor analysis against R 4.2's factanal, run to the end of its optimizer
+# (control = list(opt = list(factr = 1, pgtol = 0))):
+#   factanal(attitude, 2, rotation = "varimax"): chi square 5.474201 on 8 df, p = 0.705897;
+#     uniqueness of 'advance' 0.036616, loadings of 'rating' 0.881980 0.111282
+#   factanal(covmat = ability.cov, factors = 2, rotation = "promax"): chi square 6.106616 on 4
+#     df, p = 0.191326; factor correlation 0.556923
+# (test_data/attitude.csv and ability_cov.csv were written from R's data sets by write.csv.)
+set(tdata ${CMAKE_CURRENT_SOURCE_DIR}/test_data)
+cli_check(NAME fa_fit_attitude STATUS 0
+  STDOUT "advance +0\\.037\n.*rating +0\\.882 +0\\.111\n.*The chi square statistic is 5\\.47 on 8 degrees of freedom\\.\nThe p-value is 0\\.706"
+  ARGS fa fit ${tdata}/attitude.csv --factors 2 --rotation varimax --quiet)
+cli_check(NAME fa_fit_ability_covmat STATUS 0
+  STDOUT "Factor Correlations:\nFactor1 +1\\.000 +0\\.557\n.*The chi square statistic is 6\\.11 on 4 degrees of freedom\\.\nThe p-value is 0\\.191"
+  ARGS fa fit ${tdata}/ability_cov.csv --n-obs 112 --factors 2 --rotation promax --quiet)
+cli_check(NAME fa_help STATUS 0 STDOUT "--n-obs" ARGS fa fit --help)
+cli_check(NAME fa_fit_too_many_factors STATUS 2 STDERR "^latent: error: --factors: 4 factors are too many for 6 variables"
+  ARGS fa fit ${tdata}/ability_cov.csv --n-obs 112 --factors 4)
+cli_check(NAME fa_fit_not_square STATUS 2 STDERR "^latent: error: [^\n]*with --n-obs the file must hold a square matrix"
+  ARGS fa fit ${tdata}/attitude.csv --n-obs 30 --factors 2)
+cli_check(NAME fa_fit_bad_rotation STATUS 2 STDERR "^latent: error: --rotation: 'quartimax' is not one of"
+  ARGS fa fit ${tdata}/attitude.csv --rotation quartimax)
+
+# Random effects against R's nlme (ML): 20 groups of 4 replicates simulated in R (set.seed(14),
+# z ~ N(10, 2^2), e ~ N(0, 1.5^2), rounded to 0.01), then
+#   lme(v ~ 1, random = ~ 1 | g, method = "ML"): tau2 3.032945, theta 1.536425, mu 11.211125,
+#   SE(mu) 0.413343, log-likelihood -152.549562 (its optimizer's precision: about 1e-5).
+cli_check(NAME random_effects_fit STATUS 0
+  STDOUT "log-likelihood -152\\.549[56].*theta +1\\.5364[0-9]* +[0-9.]+ .*mu +11\\.2111[0-9]* +0\\.41334[0-9]* .*tau2 +3\\.0329[0-9]* "
+  ARGS random-effects fit ${tdata}/groups.csv)
+cli_check(NAME random_effects_one_column STATUS 2 STDERR "^latent: error: [^\n]*needs at least 2 columns"
+  ARGS random-effects fit ${CMAKE_CURRENT_SOURCE_DIR}/test_data/one_column.csv)
+cli_check(NAME random_effects_help STATUS 0 STDOUT "one group per line" ARGS random-effects fit --help)
