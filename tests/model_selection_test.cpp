@@ -172,6 +172,29 @@ TEST_CASE("cells the data cannot support are missing, not errors", "[model_selec
   CHECK_THROWS_AS(none.chosen(), latent::invalid_argument);
 }
 
+TEST_CASE("cells whose every start fails numerically are missing, with the reason", "[model_selection]") {
+  // Ten copies each of two points, reg_covar = 0: a full covariance of two distinct points in
+  // 2-D is singular, and any component of K = 2 sits on copies of one point (zero variance), so
+  // every start fails in its first M-step; one diagonal component is well defined.
+  Eigen::MatrixXd x(2, 20);
+  x.leftCols(10).colwise() = Eigen::Vector2d(0.0, 0.0);
+  x.rightCols(10).colwise() = Eigen::Vector2d(1.0, 2.0);
+  latent::mixture_selection_options opts;
+  opts.components = {1, 2};
+  opts.covariances = {covariance_type::full, covariance_type::diagonal};
+  opts.mixture.reg_covar = 0.0;
+  opts.em.restarts = 3;
+  const auto sel = latent::select_gaussian_mixture(latent::observations(x), opts);
+  INFO(latent::format_selection_table(sel, information_criterion::bic));
+  CHECK_FALSE(sel.cell(0, 0).fitted);
+  CHECK_THAT(sel.cell(0, 0).message, Catch::Contains("positive definite"));
+  CHECK_FALSE(sel.cell(1, 0).fitted);
+  CHECK_FALSE(sel.cell(1, 1).fitted);
+  REQUIRE(sel.cell(0, 1).fitted);
+  CHECK(sel.chosen().covariance == covariance_type::diagonal);
+  CHECK(sel.chosen().components == 1);
+}
+
 TEST_CASE("bad data and options are invalid_argument", "[model_selection][bad_input]") {
   Eigen::MatrixXd x = Eigen::MatrixXd::Random(2, 20);
   const auto run = [&](const latent::mixture_selection_options& o) {
