@@ -21,10 +21,10 @@
 namespace {
 
 /// Writes the eruptions with their labels, each component's ellipses holding 50% and 95% of its
-/// probability (in minutes), and the BIC table.
-void write_plot_data(const std::string& dir, const Eigen::MatrixXd& minutes, const latent::gaussian_mixture& best,
-                     const Eigen::VectorXd& mean, const Eigen::VectorXd& sd, const Eigen::MatrixXd& bic) {
-  const Eigen::VectorXi labels = best.labels(((minutes.colwise() - mean).array().colwise() / sd.array()).matrix());
+/// probability (in minutes), and the BIC table (empty cells as NaN).
+void write_plot_data(const std::string& dir, const Eigen::MatrixXd& minutes, const Eigen::VectorXi& labels,
+                     const latent::gaussian_mixture& best, const Eigen::VectorXd& mean, const Eigen::VectorXd& sd,
+                     const latent::mixture_selection& sel) {
   example::table points(dir, "faithful_points.tsv", "eruptions waiting component");
   for (Eigen::Index i = 0; i < minutes.cols(); ++i) points.row(minutes(0, i), minutes(1, i), labels(i));
 
@@ -47,9 +47,18 @@ void write_plot_data(const std::string& dir, const Eigen::MatrixXd& minutes, con
     }
   }
 
-  example::table table(dir, "faithful_bic.tsv", "K full diagonal spherical tied");
-  for (Eigen::Index k = 0; k < bic.rows(); ++k)
-    table.row(k + 1, bic(k, 0), bic(k, 1), bic(k, 2), bic(k, 3));
+  std::string columns = "K";
+  for (const auto type : sel.covariances) columns += " " + std::string(to_string(type));
+  example::table bic(dir, "faithful_bic.tsv", columns);
+  for (std::size_t i = 0; i < sel.components.size(); ++i) {
+    std::string line = std::to_string(sel.components[i]);
+    for (std::size_t j = 0; j < sel.covariances.size(); ++j) {
+      char value[32];
+      std::snprintf(value, sizeof value, " %.10g", sel.cell(i, j).bic);
+      line += value;
+    }
+    bic.row(line);
+  }
 }
 
 void old_faithful(const std::string& plot_dir) {
@@ -64,31 +73,18 @@ void old_faithful(const std::string& plot_dir) {
   const Eigen::MatrixXd x = (t.data.colwise() - mean).array().colwise() / sd.array();
   std::printf("Old Faithful: %ld eruptions, variables %s and %s (standardized for the fit)\n\n",
               static_cast<long>(x.cols()), t.names[0].c_str(), t.names[1].c_str());
-  std::printf("BIC (lower is better), best of 10 k-means++ starts:\n%4s", "K");
-  const latent::covariance_type types[] = {latent::covariance_type::full, latent::covariance_type::diagonal,
-                                           latent::covariance_type::spherical, latent::covariance_type::tied};
-  for (auto type : types) std::printf("%12s", std::string(to_string(type)).c_str());
-  std::printf("\n");
-
-  std::mt19937_64 rng(2024);
-  Eigen::MatrixXd bic_table(5, 4);
-  double best_bic = std::numeric_limits<double>::infinity();
-  latent::gaussian_mixture best(1);
-  for (Eigen::Index k = 1; k <= 5; ++k) {
-    std::printf("%4ld", static_cast<long>(k));
-    for (std::size_t c = 0; c < std::size(types); ++c) {
-      latent::gaussian_mixture gmm(k, types[c], {.reg_covar = 1e-3});
-      const auto fit = latent::em(gmm, x, rng, {.tolerance = 1e-10, .restarts = 10});
-      const double bic = gmm.bic(x);
-      bic_table(k - 1, static_cast<Eigen::Index>(c)) = bic;
-      std::printf("%12.2f", bic);
-      if (fit.status != latent::fit_status::numerical_issue && bic < best_bic) {
-        best_bic = bic;
-        best = gmm;
-      }
-    }
-    std::printf("\n");
-  }
+  // The mclust-style table: K = 1..5 by the four covariance types, 10 k-means++ starts per
+  // cell, BIC lower is better (mclust prints the negative).
+  latent::mixture_selection_options opts;
+  opts.components = {1, 2, 3, 4, 5};
+  opts.em.restarts = 10;
+  opts.seed = 2024;
+  opts.mixture.reg_covar = 1e-3;
+  const latent::mixture_selection sel = latent::select_gaussian_mixture(latent::observations(x), opts);
+  std::printf("Best of 10 k-means++ starts per cell, seed 2024:\n%s",
+              latent::format_selection_table(sel, latent::information_criterion::bic).c_str());
+  const double best_bic = sel.chosen().bic;  // throws if every cell failed
+  const latent::gaussian_mixture& best = *sel.model;
   const auto& p = best.params();
   std::printf("\nChosen: K = %ld, %s covariance (BIC %.2f, log-likelihood %.4f)\n", static_cast<long>(best.components()),
               std::string(to_string(best.covariance_kind())).c_str(), best_bic, best.log_likelihood(x));
@@ -104,7 +100,7 @@ void old_faithful(const std::string& plot_dir) {
   for (Eigen::Index k = 0; k < best.components(); ++k)
     std::printf(" %ld", static_cast<long>((labels.array() == k).count()));
   std::printf("\n\n");
-  if (!plot_dir.empty()) write_plot_data(plot_dir, t.data, best, mean, sd, bic_table);
+  if (!plot_dir.empty()) write_plot_data(plot_dir, t.data, labels, best, mean, sd, sel);
 }
 
 void simulated() {

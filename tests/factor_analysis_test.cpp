@@ -7,7 +7,10 @@
 #include <latent/core/numerics.hpp>
 #include <latent/core/statistics.hpp>
 #include <latent/core/variational_families.hpp>
+#include <latent/core/chi_square.hpp>
 #include <latent/models/factor_analysis.hpp>
+#include <latent/models/factor_analysis/factanal.hpp>
+#include <latent/models/factor_analysis/rotation.hpp>
 #include <latent/solvers/em.hpp>
 #include <latent/solvers/variational_em.hpp>
 
@@ -15,6 +18,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <Eigen/QR>
 
 #include <cmath>
 #include <limits>
@@ -892,4 +896,273 @@ TEST_CASE("issue 10: extreme but finite data are fitted exactly or rejected nami
     if (std::isfinite(expected)) CHECK(ll == Approx(expected).epsilon(1e-12));
     else CHECK(ll == -std::numeric_limits<double>::infinity());
   }
+}
+
+// ---- issue 14: rotation, factanal output, standard errors -----------------------------------
+
+namespace {
+
+/// R's `attitude` data set (Chatterjee & Price, 30 departments x 7 ratings: rating, complaints,
+/// privileges, learning, raises, critical, advance), as `write.table(attitude)` prints it: one
+/// department per row here, one observation per column once transposed.
+Eigen::MatrixXd attitude_data() {
+  static const double rows[30][7] = {
+      {43, 51, 30, 39, 61, 92, 45}, {63, 64, 51, 54, 63, 73, 47}, {71, 70, 68, 69, 76, 86, 48},
+      {61, 63, 45, 47, 54, 84, 35}, {81, 78, 56, 66, 71, 83, 47}, {43, 55, 49, 44, 54, 49, 34},
+      {58, 67, 42, 56, 66, 68, 35}, {71, 75, 50, 55, 70, 66, 41}, {72, 82, 72, 67, 71, 83, 31},
+      {67, 61, 45, 47, 62, 80, 41}, {64, 53, 53, 58, 58, 67, 34}, {67, 60, 47, 39, 59, 74, 41},
+      {69, 62, 57, 42, 55, 63, 25}, {68, 83, 83, 45, 59, 77, 35}, {77, 77, 54, 72, 79, 77, 46},
+      {81, 90, 50, 72, 60, 54, 36}, {74, 85, 64, 69, 79, 79, 63}, {65, 60, 65, 75, 55, 80, 60},
+      {65, 70, 46, 57, 75, 85, 46}, {50, 58, 68, 54, 64, 78, 52}, {50, 40, 33, 34, 43, 64, 33},
+      {64, 61, 52, 62, 66, 80, 41}, {53, 66, 52, 50, 63, 80, 37}, {40, 37, 42, 58, 50, 57, 49},
+      {63, 54, 42, 48, 66, 75, 33}, {66, 77, 66, 63, 88, 76, 72}, {78, 75, 58, 74, 80, 78, 49},
+      {48, 57, 44, 45, 51, 83, 38}, {85, 85, 71, 71, 77, 74, 55}, {82, 82, 39, 59, 64, 78, 39}};
+  Eigen::MatrixXd x(7, 30);
+  for (int n = 0; n < 30; ++n)
+    for (int j = 0; j < 7; ++j) x(j, n) = rows[n][j];
+  return x;
+}
+
+/// R's `ability.cov$cov` (Smith & Stanley 1983: general, picture, blocks, maze, reading, vocab;
+/// n.obs = 112), as R prints it.
+Eigen::MatrixXd ability_covariance() {
+  Eigen::MatrixXd c(6, 6);
+  c << 24.641, 5.991, 33.520, 6.023, 20.755, 29.701,  //
+      5.991, 6.700, 18.137, 1.782, 4.936, 7.204,      //
+      33.520, 18.137, 149.831, 19.424, 31.430, 50.753,  //
+      6.023, 1.782, 19.424, 12.711, 4.757, 9.075,     //
+      20.755, 4.936, 31.430, 4.757, 52.604, 66.762,   //
+      29.701, 7.204, 50.753, 9.075, 66.762, 135.292;
+  return c;
+}
+
+/// A factor analysis fitted to `m` by EM from the PCA start, to a relative change of the
+/// log-likelihood below 1e-15 per observation (the ML fit to ~1e-7 in the parameters).
+factor_analysis fit_to_moments(const latent::sample_moments& m, Eigen::Index k) {
+  factor_analysis fa(k);
+  fa.initialize_pca(m);
+  auto view = fa.moment_model();
+  const auto fit = latent::em(view, m, {.max_iterations = 200000, .tolerance = 1e-15, .parameter_tolerance = 1e-12});
+  REQUIRE(fit.decreases == 0);
+  return fa;
+}
+
+/// The raw varimax criterion of loadings `l`: sum_a [sum_j z^4 - (sum_j z^2)^2 / p] with z the
+/// rows of `l` scaled to unit length (Kaiser normalization).
+double varimax_criterion(const Eigen::MatrixXd& l) {
+  const Eigen::MatrixXd z = l.rowwise().norm().cwiseInverse().asDiagonal() * l;
+  const Eigen::ArrayXXd z2 = z.array().square();
+  return (z2.square().colwise().sum() - z2.colwise().sum().square() / static_cast<double>(l.rows())).sum();
+}
+
+/// max |a - b| over the entries (R prints 3 digits: agreement to its rounding is <= 5e-4).
+double max_abs_diff(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
+  REQUIRE(a.rows() == b.rows());
+  REQUIRE(a.cols() == b.cols());
+  return (a - b).cwiseAbs().maxCoeff();
+}
+
+}  // namespace
+
+TEST_CASE("issue 14: varimax and promax reproduce R's stats::varimax and stats::promax", "[factor_analysis][rotation][issue14]") {
+  // Input: R 4.2 `unclass(factanal(factors = 3, covmat = ability.cov, rotation = "none")$loadings)`,
+  // printed with options(digits = 17); expected: R's `varimax(L)`, `varimax(L, normalize = FALSE)`
+  // and `promax(L)` on that matrix, same session.
+  Eigen::MatrixXd l(6, 3);
+  l << 0.63604904489500280, 0.367443341908963939, 0.139497483429309094,  //
+      0.35004073958252302, 0.766177033275158181, -0.271713491807898444,  //
+      0.44054762814470771, 0.639024316628708955, 0.262699337437715230,   //
+      0.23588539401118333, 0.324712764975653156, 0.508839439915936609,   //
+      0.97373265616414573, -0.108921855037680246, -0.020353077280943703,  //
+      0.81073656595907728, -0.031696017470823123, 0.074454007720853060;
+  Eigen::MatrixXd r_varimax(6, 3), r_rotmat(3, 3), r_raw(6, 3), r_promax(6, 3), r_promax_rot(3, 3);
+  r_varimax << 0.49930993686662895, 0.394467158623299619, 0.39257839041659892,  //
+      0.13264443653243010, 0.861564102562445089, 0.15328645716111691,          //
+      0.22953727630553888, 0.524830134031701978, 0.58592764143316534,          //
+      0.11013839067787486, 0.094802153875631387, 0.63156944272133542,          //
+      0.96478598026812257, 0.138440457184272753, 0.10225339130231408,          //
+      0.78227948529283498, 0.123199705153429165, 0.19157884985668686;
+  r_rotmat << 0.958295496161683302, 0.22812297903250850, 0.17213264790146002,  //
+      -0.281716485351126422, 0.85528607214136532, 0.43488108338073855,         //
+      -0.048016288045233509, -0.46523718815065684, 0.88388279474375298;
+  r_raw << 0.51020894821510543, 0.40976958128349411, 0.36167425167430639,  //
+      0.14180915478298906, 0.86711315477698692, 0.10671891935678106,       //
+      0.24548953734092593, 0.55186512275686384, 0.55373730697653067,       //
+      0.12411016573914446, 0.12565212292389533, 0.62354317029763828,       //
+      0.96766540184982097, 0.13572272528486221, 0.07507673304167492,       //
+      0.78698579449111727, 0.12646228539099186, 0.16882673311770713;
+  r_promax << 0.359369872870296703, 0.210290316032956920, 0.321564474456008720,  //
+      -0.061457268538243029, 0.935050450890726248, -0.041602018829023917,        //
+      -0.047643652072151925, 0.316654234947227553, 0.611945364203097752,         //
+      -0.123560244630071911, -0.198984487274355748, 0.810955002578086614,        //
+      1.051352905391547354, -0.030525107544499955, -0.112571309726266874,        //
+      0.810302811406042101, -0.062479742208086129, 0.053880252934868603;
+  r_promax_rot << 1.00157933034885671, 0.044718254959982877, -0.038929882090582214,  //
+      -0.64304883094681908, 0.859446395885432701, 0.436335873016555187,              //
+      -0.29677734044498250, -0.960236270408054926, 1.333336436107716239;
+  // The same iterations in another SVD (LAPACK's vs Eigen's Jacobi): agreement to rounding.
+  const latent::rotated_loadings v = latent::varimax(l);
+  CHECK_THAT(v.loadings, IsApprox(r_varimax, 1e-10, 1e-12));
+  CHECK_THAT(v.rotation, IsApprox(r_rotmat, 1e-10, 1e-12));
+  CHECK_THAT(latent::varimax(l, {.normalize = false}).loadings, IsApprox(r_raw, 1e-10, 1e-12));
+  const latent::rotated_loadings p = latent::promax(l);
+  CHECK_THAT(p.loadings, IsApprox(r_promax, 1e-10, 1e-12));
+  CHECK_THAT(p.rotation, IsApprox(r_promax_rot, 1e-10, 1e-12));
+
+  // Orthogonality, invariance of L L^T, and the criterion does not decrease.
+  CHECK_THAT(v.rotation.transpose() * v.rotation, IsApprox(Eigen::MatrixXd::Identity(3, 3), 0.0, 1e-14));
+  CHECK_THAT(v.loadings * v.loadings.transpose(), IsApprox(l * l.transpose(), 1e-13, 1e-15));
+  CHECK(varimax_criterion(v.loadings) >= varimax_criterion(l));
+  CHECK_THAT(v.factor_correlation, IsApprox(Eigen::MatrixXd::Identity(3, 3), 0.0, 0.0));
+  // Promax: the oblique factors' correlations keep the common part, L* Phi L*^T = L L^T, with a
+  // unit diagonal.
+  CHECK_THAT(p.loadings * p.factor_correlation * p.loadings.transpose(), IsApprox(l * l.transpose(), 1e-12, 1e-14));
+  CHECK_THAT(Eigen::MatrixXd(p.factor_correlation.diagonal()), IsApprox(Eigen::MatrixXd::Ones(3, 1), 1e-13));
+  CHECK_THAT(p.loadings, IsApprox(l * p.rotation, 1e-13, 1e-15));
+
+  // Varimax reaches the same optimum from any orthogonal start (up to column order and signs):
+  // the criterion is a property of the column space, and the rotated loadings' criterion equals R's.
+  auto rng = latent_test::make_rng(14);
+  const Eigen::HouseholderQR<Eigen::MatrixXd> qr(latent::standard_normal(3, 3, rng));
+  const Eigen::MatrixXd q = qr.householderQ();
+  // (R's stopping rule leaves the criterion ~1e-7 short of the optimum: iterate to the end here.)
+  const latent::rotated_loadings from_q = latent::varimax(l * q, {.tolerance = 1e-14});
+  const latent::rotated_loadings tight = latent::varimax(l, {.tolerance = 1e-14});
+  CHECK(varimax_criterion(from_q.loadings) == Approx(varimax_criterion(tight.loadings)).epsilon(1e-12));
+  CHECK(varimax_criterion(tight.loadings) >= varimax_criterion(r_varimax));
+  CHECK(varimax_criterion(l * q) <= varimax_criterion(from_q.loadings));
+
+  // One factor: nothing to rotate (as R).
+  const Eigen::MatrixXd one = l.leftCols(1);
+  CHECK(latent::varimax(one).loadings == one);
+  CHECK(latent::promax(one).rotation == Eigen::MatrixXd::Identity(1, 1));
+
+  // Bad input.
+  CHECK_THROWS_AS(latent::varimax(Eigen::MatrixXd(0, 2)), latent::invalid_argument);
+  Eigen::MatrixXd bad = l;
+  bad(2, 1) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH(latent::varimax(bad), Catch::Contains("'loadings'") && Catch::Contains("(2, 1)"));
+  CHECK_THROWS_WITH(latent::promax(l, 0.5), Catch::Contains("'power'"));
+  CHECK_THROWS_WITH(latent::varimax(l, {.tolerance = -1.0}), Catch::Contains("'tolerance'"));
+  CHECK_THROWS_WITH(latent::promax(Eigen::MatrixXd::Ones(6, 2)), Catch::Contains("full column rank"));
+}
+
+TEST_CASE("issue 14: factanal_summary reproduces R's factanal on a covariance matrix and on data", "[factor_analysis][factanal][issue14]") {
+  SECTION("ability.cov, n.obs = 112 (R 4.2: factanal(factors = 2, covmat = ability.cov))") {
+    const auto m = latent::sample_moments::from_covariance(ability_covariance(), 112.0);
+    const factor_analysis fa = fit_to_moments(m, 2);
+    const latent::factanal_result r = latent::factanal_summary(fa, m);
+    // R with control = list(opt = list(factr = 1, pgtol = 0)) (its optimizer run to the end):
+    // uniquenesses 0.45522417233 0.58933216483 0.21817956023 0.76942144482 0.05245175637
+    // 0.33358833532, statistic 6.106616499; R prints 6.11 on 4 df, p-value 0.191.
+    Eigen::VectorXd r_uniq(6);
+    r_uniq << 0.45522417233, 0.58933216483, 0.21817956023, 0.76942144482, 0.05245175637, 0.33358833532;
+    CHECK_THAT(Eigen::MatrixXd(r.uniquenesses), IsApprox(Eigen::MatrixXd(r_uniq), 0.0, 2e-5));
+    CHECK(r.degrees_of_freedom == 4.0);
+    REQUIRE(r.has_test);
+    CHECK(r.statistic == Approx(6.106616499).epsilon(1e-6));
+    CHECK(r.p_value == Approx(0.1913263142).epsilon(1e-5));  // R: PVAL at its default fit
+    // R's printed varimax loadings (3 digits) and SS loadings.
+    Eigen::MatrixXd r_load(6, 2);
+    r_load << 0.499, 0.543, 0.156, 0.622, 0.206, 0.860, 0.109, 0.468, 0.956, 0.182, 0.785, 0.225;
+    CHECK(max_abs_diff(r.loadings, r_load) <= 5.1e-4);
+    CHECK(r.ss_loadings(0) == Approx(1.858).margin(5.1e-4));
+    CHECK(r.ss_loadings(1) == Approx(1.724).margin(5.1e-4));
+    CHECK(r.cumulative_variance(1) == Approx(0.597).margin(5.1e-4));
+    // The loadings are a rotation of the canonical ones and keep Lambda Lambda^T.
+    CHECK_THAT(r.loadings, IsApprox(r.unrotated_loadings * r.rotation, 1e-12, 1e-14));
+    CHECK_THAT(r.loadings * r.loadings.transpose(),
+               IsApprox(r.unrotated_loadings * r.unrotated_loadings.transpose(), 1e-12, 1e-14));
+    // The standardized fit is the model's: Lambda Lambda^T + Psi on the correlation scale.
+    const Eigen::VectorXd sd = ability_covariance().diagonal().cwiseSqrt();
+    const Eigen::MatrixXd implied_corr = sd.cwiseInverse().asDiagonal() * fa.implied_covariance() * sd.cwiseInverse().asDiagonal();
+    Eigen::MatrixXd ours = r.loadings * r.loadings.transpose();
+    ours.diagonal() += r.uniquenesses;
+    CHECK_THAT(ours, IsApprox(implied_corr, 0.0, 1e-6));
+
+    // Promax (R: rotation = "promax"): loadings 0.364 0.470 / -0.058 0.671 / -0.091 0.932 /
+    // -0.054 0.508 / 1.023 -0.095 / 0.811 0.009 (unclass, 3 digits), factor correlation 0.557.
+    const latent::factanal_result p = latent::factanal_summary(fa, m, latent::factor_rotation::promax);
+    Eigen::MatrixXd r_promax(6, 2);
+    r_promax << 0.364, 0.470, -0.058, 0.671, -0.091, 0.932, -0.054, 0.508, 1.023, -0.095, 0.811, 0.009;
+    CHECK(max_abs_diff(p.loadings, r_promax) <= 5.1e-4);
+    CHECK(p.factor_correlation(0, 1) == Approx(0.557).margin(5.1e-4));
+    CHECK(p.statistic == r.statistic);
+    CHECK_THAT(p.loadings * p.factor_correlation * p.loadings.transpose(),
+               IsApprox(r.loadings * r.loadings.transpose(), 1e-12, 1e-14));
+  }
+  SECTION("attitude data, 30 x 7 (R 4.2: factanal(attitude, factors = 2))") {
+    const Eigen::MatrixXd x = attitude_data();
+    const auto m = latent::sample_moments::from_data(x);
+    const factor_analysis fa = fit_to_moments(m, 2);
+    const latent::factanal_result r = latent::factanal_summary(fa, m);
+    // R with factr = 1, pgtol = 0: uniquenesses 0.20972771503 0.13233551607 0.64101520145
+    // 0.39638343533 0.31773961446 0.89685632832 0.03661593832, statistic 5.474201194 on 8 df,
+    // p-value 0.7058965799; loadings below (full precision).
+    Eigen::VectorXd r_uniq(7);
+    r_uniq << 0.20972771503, 0.13233551607, 0.64101520145, 0.39638343533, 0.31773961446, 0.89685632832, 0.03661593832;
+    CHECK_THAT(Eigen::MatrixXd(r.uniquenesses), IsApprox(Eigen::MatrixXd(r_uniq), 0.0, 2e-5));
+    CHECK(r.n_obs == 30.0);
+    CHECK(r.degrees_of_freedom == 8.0);
+    CHECK(r.statistic == Approx(5.474201194).epsilon(1e-6));
+    CHECK(r.p_value == Approx(0.7058965799).epsilon(1e-6));
+    Eigen::MatrixXd r_load(7, 2);
+    r_load << 0.88197991587, 0.1112821322, 0.91395703498, 0.1798527793, 0.50491609682, 0.3225593430, 0.58660360307,
+        0.5094239663, 0.61282221657, 0.5538134310, 0.15195314189, 0.2829380066, 0.05265615419, 0.9801078467;
+    CHECK(max_abs_diff(r.loadings, r_load) <= 5e-5);
+    CHECK(r.proportion_variance(0) == Approx(0.373).margin(5.1e-4));
+    CHECK(r.proportion_variance(1) == Approx(0.251).margin(5.1e-4));
+    // Promax, R's printed loadings 1.023 -0.252 / 1.034 -0.184 / 0.482 0.166 / 0.506 0.354 /
+    // 0.520 0.396 / 0.071 0.272 / -0.328 1.151. R prints the factor correlation as -0.62, but
+    // from its rotation matrix before the columns were sorted, for which L %*% rotmat is not the
+    // printed loadings (max difference 1.48); promax(L) on R's canonical loadings L gives
+    // rotmat with L %*% rotmat = the loadings (to 2e-16) and Phi = solve(rotmat) solve(rotmat)^T
+    // with off-diagonal +0.6201135, the value these loadings imply (R 4.2, default fit).
+    const latent::factanal_result p = latent::factanal_summary(fa, m, latent::factor_rotation::promax);
+    Eigen::MatrixXd r_promax(7, 2);
+    r_promax << 1.023, -0.252, 1.034, -0.184, 0.482, 0.166, 0.506, 0.354, 0.520, 0.396, 0.071, 0.272, -0.328, 1.151;
+    CHECK(max_abs_diff(p.loadings, r_promax) <= 5.1e-4);
+    CHECK(p.factor_correlation(0, 1) == Approx(0.6201135).margin(1e-5));
+    CHECK_THAT(p.loadings * p.factor_correlation * p.loadings.transpose(),
+               IsApprox(r.loadings * r.loadings.transpose(), 1e-12, 1e-14));
+    // The same summary from the covariance matrix and n alone (factanal(covmat =, n.obs =)).
+    const Eigen::MatrixXd xc = x.colwise() - x.rowwise().mean();
+    const auto from_cov = latent::sample_moments::from_covariance(xc * xc.transpose() / 29.0, 30.0);
+    const latent::factanal_result c = latent::factanal_summary(fit_to_moments(from_cov, 2), from_cov);
+    CHECK(c.statistic == Approx(r.statistic).epsilon(1e-8));
+    CHECK_THAT(c.loadings, IsApprox(r.loadings, 1e-6, 1e-7));
+  }
+  SECTION("bad input") {
+    const auto m = latent::sample_moments::from_covariance(ability_covariance(), 112.0);
+    factor_analysis unfitted(2);
+    CHECK_THROWS_WITH(latent::factanal_summary(unfitted, m), Catch::Contains("no parameters"));
+    factor_analysis ppca(2, {.noise = noise_model::isotropic});
+    ppca.initialize_pca(m);
+    CHECK_THROWS_WITH(latent::factanal_summary(ppca, m), Catch::Contains("diagonal"));
+    factor_analysis three(3);
+    three.initialize_pca(m);
+    CHECK(latent::factanal_summary(three, m).degrees_of_freedom == 0.0);
+    CHECK_FALSE(latent::factanal_summary(three, m).has_test);
+    factor_analysis four(4);
+    four.initialize_pca(m);
+    CHECK_THROWS_WITH(latent::factanal_summary(four, m), Catch::Contains("too many"));
+    const factor_analysis fa = fit_to_moments(m, 2);
+    const auto other = latent::sample_moments::from_covariance(Eigen::MatrixXd::Identity(5, 5), 10.0);
+    CHECK_THROWS_WITH(latent::factanal_summary(fa, other), Catch::Contains("'moments'"));
+  }
+}
+
+TEST_CASE("issue 14: the chi-square upper tail matches R's pchisq", "[factor_analysis][factanal][issue14]") {
+  // R 4.2: pchisq(x, df, lower.tail = FALSE) printed with digits = 17.
+  const double cases[][3] = {{6.106616519, 4, 0.19132631415056475},     {5.474201194, 8, 0.70589657986422405},
+                             {0.5, 1, 0.47950012218695348},             {3, 0.5, 0.033416444158979097},
+                             {150, 10, 3.7274850550625098e-27},         {1000, 30, 5.131435321572533e-191},
+                             {20.98840813, 4, 0.00031834936345178174}, {40, 45.5, 0.70225299708438216}};
+  for (const auto& c : cases) {
+    INFO("x = " << c[0] << ", df = " << c[1]);
+    CHECK(latent::chi_square_upper_tail(c[0], c[1]) == Approx(c[2]).epsilon(1e-12));
+  }
+  CHECK_THROWS_WITH(latent::chi_square_upper_tail(1.0, 0.0), Catch::Contains("'df'"));
+  CHECK_THROWS_WITH(latent::chi_square_upper_tail(std::numeric_limits<double>::quiet_NaN(), 2.0), Catch::Contains("'x'"));
+  CHECK(latent::chi_square_upper_tail(0.0, 3) == 1.0);
 }

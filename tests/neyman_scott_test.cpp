@@ -3,6 +3,7 @@
 // joint MLE on a large sample, float against double, the vocabulary (BIC/AIC, joint draws,
 // parameter distance), the statistics' flat view, and bad input.
 #include <latent/models/neyman_scott.hpp>
+#include <latent/models/neyman_scott/standard_errors.hpp>
 
 #include <latent/core/concepts.hpp>
 #include <latent/core/gaussian.hpp>
@@ -777,4 +778,87 @@ TEST_CASE("issue 10: closed forms on extreme but finite data are exact in scale,
   CHECK(static_cast<double>(mf.params.theta) == Approx(base.params.theta * 1e30).epsilon(1e-5));
   CHECK_THROWS_WITH(latent::neyman_scott_marginal_mle(Eigen::MatrixXf((y * 1e25).cast<float>())),
                     Contains("too large") && Contains("theta"));
+}
+
+// ---- issue 14: standard errors from the observed information ---------------------------------
+
+TEST_CASE("issue 14: the observed information equals the finite-difference Hessian and the ANOVA closed forms",
+          "[neyman_scott][standard_errors][issue14]") {
+  auto rng = latent_test::make_rng(140);
+  const Eigen::Index K = 4, N = 200;
+  const Eigen::MatrixXd y = neyman_scott(K, {2.0, 1.0, 1.5}).sample(N, rng);
+  const auto mle = latent::neyman_scott_marginal_mle(y);
+  REQUIRE_FALSE(mle.on_boundary);
+  const auto log_lik = [&](const Eigen::VectorXd& t) {
+    return neyman_scott(K, {t(0), t(1), t(2)}).log_likelihood(y);
+  };
+  // At the MLE and at a point away from it (where the score is not zero).
+  for (const neyman_scott_params at : {mle.params, neyman_scott_params{2.6, 0.4, 0.9}}) {
+    INFO("theta " << at.theta << ", mu " << at.mu << ", tau2 " << at.tau2);
+    const Eigen::Vector3d x(at.theta, at.mu, at.tau2);
+    // Steps 1e-3 of each scale: truncation ~1e-6 relative, rounding ~1e-16 * |l| / h^2 ~ 1e-7.
+    const Eigen::MatrixXd fd = -latent_test::finite_difference_hessian(log_lik, x, 1e-3 * x.cwiseAbs());
+    const Eigen::Matrix3d info = latent::neyman_scott_observed_information(latent::observations(y), at);
+    CHECK_THAT(Eigen::MatrixXd(info), IsApprox(fd, 1e-5));
+  }
+  // At the interior MLE the inverse is the classical one-way ANOVA result: Var(theta) =
+  // 2 theta^2 / ((K-1) N), Var(mu) = lambda / (K N), Var(tau2) = 2 (lambda^2 + theta^2 / (K-1)) / (K^2 N),
+  // lambda = theta + K tau2.
+  const neyman_scott fitted(K, mle.params);
+  const latent::neyman_scott_standard_errors se = latent::standard_errors(fitted, latent::observations(y));
+  const double th = mle.params.theta, lam = th + K * mle.params.tau2, n = static_cast<double>(N);
+  CHECK(se.theta == Approx(std::sqrt(2.0 * th * th / ((K - 1) * n))).epsilon(1e-10));
+  CHECK(se.mu == Approx(std::sqrt(lam / (K * n))).epsilon(1e-10));
+  CHECK(se.tau2 == Approx(std::sqrt(2.0 * (lam * lam + th * th / (K - 1)) / (K * K * n))).epsilon(1e-10));
+  CHECK(std::abs(se.covariance(0, 1)) <= 1e-12 * se.theta * se.mu);
+  // Weights act as repetitions.
+  Eigen::MatrixXd twice(K, 2 * N);
+  twice << y, y;
+  const latent::observations weighted(y, Eigen::VectorXd::Constant(N, 2.0));
+  CHECK_THAT(Eigen::MatrixXd(latent::neyman_scott_observed_information(weighted, mle.params)),
+             IsApprox(Eigen::MatrixXd(latent::neyman_scott_observed_information(latent::observations(twice), mle.params)), 1e-12));
+  // A fixed prior estimates theta only.
+  const neyman_scott fixed(K, {mle.params.theta, 0.5, 2.0}, {.prior = neyman_scott_prior::fixed});
+  const auto se_fixed = latent::standard_errors(fixed, latent::observations(y));
+  CHECK(se_fixed.mu == 0.0);
+  CHECK(se_fixed.tau2 == 0.0);
+  CHECK(se_fixed.theta == Approx(1.0 / std::sqrt(se_fixed.information(0, 0))).epsilon(1e-14));
+  // Bad input.
+  CHECK_THROWS_WITH(latent::standard_errors(neyman_scott(3), latent::observations(y)), Catch::Contains("'y'"));
+  CHECK_THROWS_WITH(latent::neyman_scott_observed_information(latent::observations(y), neyman_scott_params{0.0, 0.0, 1.0}),
+                    Catch::Contains("theta"));
+  Eigen::MatrixXd bad = y;
+  bad(1, 3) = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH(latent::standard_errors(fitted, latent::observations(bad)), Catch::Contains("(1, 3)"));
+  // Far from a maximum the information can be indefinite: a numerical_error, not a NaN.
+  CHECK_THROWS_AS(latent::standard_errors(neyman_scott(K, {0.05, 10.0, 0.01}), latent::observations(y)),
+                  latent::numerical_error);
+}
+
+TEST_CASE("issue 14: standard errors match the sampling spread of the MLE across simulated data sets",
+          "[neyman_scott][standard_errors][issue14]") {
+  // 1000 data sets of N = 300 groups of K = 4 from theta = 2, mu = 1, tau2 = 1.5. For each
+  // parameter, the ratio of the empirical SD of the estimates to their mean SE must be 1
+  // within 5 Monte Carlo standard errors of a sample SD, sqrt((2 + excess kurtosis) / (4 R)),
+  // the kurtosis estimated from the same estimates.
+  auto rng = latent_test::make_rng(141);
+  const Eigen::Index K = 4, N = 300, R = 1000;
+  const neyman_scott truth(K, {2.0, 1.0, 1.5});
+  Eigen::MatrixXd est(3, R), se(3, R);
+  for (Eigen::Index r = 0; r < R; ++r) {
+    const Eigen::MatrixXd y = truth.sample(N, rng);
+    const auto mle = latent::neyman_scott_marginal_mle(y);
+    REQUIRE_FALSE(mle.on_boundary);
+    const auto s = latent::standard_errors(neyman_scott(K, mle.params), latent::observations(y));
+    est.col(r) << mle.params.theta, mle.params.mu, mle.params.tau2;
+    se.col(r) << s.theta, s.mu, s.tau2;
+  }
+  for (int i = 0; i < 3; ++i) {
+    const Eigen::ArrayXd e = est.row(i).transpose().array() - est.row(i).mean();
+    const double var = e.square().mean(), kurt = e.pow(4).mean() / (var * var) - 3.0;
+    const double ratio = std::sqrt(var * R / (R - 1.0)) / se.row(i).mean();
+    const double mc = std::sqrt((2.0 + kurt) / (4.0 * R));
+    INFO("parameter " << i << ": SD / SE = " << ratio << ", MC standard error " << mc);
+    CHECK(std::abs(ratio - 1.0) <= 5.0 * mc);
+  }
 }

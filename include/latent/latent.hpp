@@ -6,6 +6,7 @@
 
 #include <latent/core/amortized.hpp>
 #include <latent/core/callbacks.hpp>
+#include <latent/core/chi_square.hpp>
 #include <latent/core/concepts.hpp>
 #include <latent/core/elbo_concepts.hpp>
 #include <latent/core/error.hpp>
@@ -50,3 +51,5 @@
 #include <latent/models/neyman_scott.hpp>
 #include <latent/models/neyman_scott_elbo.hpp>
 #include <latent/models/vae.hpp>
+
+#include <latent/model_selection.hpp>

@@ -51,4 +51,24 @@ inline double chi_square_critical(int dof, double z = 4.753) {
   return k * t * t * t;
 }
 
+/// The Hessian of f: R^P -> R at x by central differences, with step h(i) in coordinate i:
+/// (f(x + h_i e_i + h_j e_j) - f(x + h_i e_i - h_j e_j) - f(x - h_i e_i + h_j e_j) + f(x - h_i
+/// e_i - h_j e_j)) / (4 h_i h_j). Truncation O(h^2) times fourth derivatives, rounding
+/// O(eps |f| / (h_i h_j)).
+template <class F>
+Eigen::MatrixXd finite_difference_hessian(F&& f, const Eigen::VectorXd& x, const Eigen::VectorXd& h) {
+  const Eigen::Index p = x.size();
+  Eigen::MatrixXd out(p, p);
+  const auto at = [&](Eigen::Index i, double si, Eigen::Index j, double sj) {
+    Eigen::VectorXd y = x;
+    y(i) += si * h(i);
+    y(j) += sj * h(j);
+    return f(y);
+  };
+  for (Eigen::Index i = 0; i < p; ++i)
+    for (Eigen::Index j = 0; j <= i; ++j)
+      out(i, j) = out(j, i) = (at(i, 1, j, 1) - at(i, 1, j, -1) - at(i, -1, j, 1) + at(i, -1, j, -1)) / (4.0 * h(i) * h(j));
+  return out;
+}
+
 }  // namespace latent_test

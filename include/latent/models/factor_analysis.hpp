@@ -59,12 +59,15 @@
 /// stats.hpp, sample_moments.hpp, posterior.hpp (mean-field q), kernels.hpp (block E-step
 /// kernels), closed_form.hpp (PPCA MLE), model.hpp (the class), initialization.hpp (starting
 /// points), m_step.hpp (M-step and the moments E-step), moment_model.hpp (the moments view),
-/// linear_vae.hpp and linear_vae_layout.hpp (the ELBO objective, see models/linear_vae.hpp).
+/// linear_vae.hpp and linear_vae_layout.hpp (the ELBO objective, see models/linear_vae.hpp),
+/// rotation.hpp (varimax, promax), factanal.hpp (R's factanal summary and chi-square test),
+/// standard_errors.hpp (observed information and standard errors).
 ///
 /// References: Rubin & Thayer (1982), EM algorithms for ML factor analysis; Tipping & Bishop
 /// (1999), Probabilistic principal component analysis, JRSS B 61(3).
 
 #include <latent/models/factor_analysis/closed_form.hpp>
+#include <latent/models/factor_analysis/factanal.hpp>
 #include <latent/models/factor_analysis/initialization.hpp>
 #include <latent/models/factor_analysis/kernels.hpp>
 #include <latent/models/factor_analysis/m_step.hpp>
@@ -73,5 +76,7 @@
 #include <latent/models/factor_analysis/options.hpp>
 #include <latent/models/factor_analysis/params.hpp>
 #include <latent/models/factor_analysis/posterior.hpp>
+#include <latent/models/factor_analysis/rotation.hpp>
 #include <latent/models/factor_analysis/sample_moments.hpp>
+#include <latent/models/factor_analysis/standard_errors.hpp>
 #include <latent/models/factor_analysis/stats.hpp>

@@ -55,4 +55,5 @@
 #include <latent/models/neyman_scott/closed_forms.hpp>
 #include <latent/models/neyman_scott/model.hpp>
 #include <latent/models/neyman_scott/params.hpp>
+#include <latent/models/neyman_scott/standard_errors.hpp>
 #include <latent/models/neyman_scott/stats.hpp>

@@ -23,6 +23,7 @@ namespace latent {
 /// The linear VAE's parameters as matrices, in scalar type S.
 template <Scalar S>
 struct basic_linear_vae_params {
+  using scalar_type = S;
   matrix_t<S> loadings;            ///< Lambda, d x k
   vector_t<S> mean;                ///< mu, d
   vector_t<S> log_uniquenesses;    ///< log psi, d
@@ -30,6 +31,8 @@ struct basic_linear_vae_params {
   vector_t<S> encoder_bias;        ///< b, k
   vector_t<S> encoder_log_scales;  ///< log s, k
 };
+/// Double-precision linear-VAE parameters.
+using linear_vae_params = basic_linear_vae_params<double>;
 
 namespace detail {
 

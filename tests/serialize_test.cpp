@@ -1,0 +1,392 @@
+// Saving and loading models as JSON (io/json.hpp): bit-exact round trips of fitted models,
+// the errors a wrong, incomplete or invalid file gives, and a seeded fuzz of the loader
+// (truncations and byte mutations of valid files) that must only ever raise invalid_argument.
+#include <latent/io/json.hpp>
+#include <latent/models/vae.hpp>
+#include <latent/solvers/em.hpp>
+
+#include "support/test_support.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+
+using latent::covariance_type;
+using latent_test::make_rng;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A file in the temporary directory, removed at the end of the test.
+struct temp_file {
+  fs::path path;
+  explicit temp_file(const std::string& name)
+      : path(fs::temp_directory_path() / ("latent_serialize_test_" + std::to_string(::getpid()) + "_" + name)) {}
+  ~temp_file() {
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
+};
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Exact equality, entry by entry (NaN would fail, as it should: parameters are finite).
+template <class A, class B>
+bool identical(const Eigen::DenseBase<A>& a, const Eigen::DenseBase<B>& b) {
+  return a.rows() == b.rows() && a.cols() == b.cols() && (a.derived().array() == b.derived().array()).all();
+}
+
+// Two well-separated clusters in d = 3 with correlated noise: N x 3 data, observations are columns.
+template <class S>
+latent::matrix_t<S> cluster_data(Eigen::Index n, std::uint64_t seed) {
+  auto rng = make_rng(seed);
+  std::normal_distribution<double> z;
+  Eigen::MatrixXd x(3, n);
+  for (Eigen::Index j = 0; j < n; ++j) {
+    const double shift = (j % 3 == 0) ? 4.0 : -1.0;
+    const double a = z(rng), b = z(rng), c = z(rng);
+    x.col(j) << shift + a, 0.5 * a + b + shift / 2, 0.3 * b + 0.7 * c;
+  }
+  return x.cast<S>();
+}
+
+template <class S>
+latent::basic_gaussian_mixture<S> fitted_mixture(covariance_type type, const latent::matrix_t<S>& x) {
+  latent::basic_gaussian_mixture<S> gmm(2, type, {.reg_covar = 1e-5, .kmeans_iterations = 7});
+  auto rng = make_rng(11);
+  latent::em(gmm, x, rng, {.max_iterations = 30});
+  return gmm;
+}
+
+latent::factor_analysis fitted_factor_analysis(const Eigen::MatrixXd& x) {
+  latent::factor_analysis fa(1, {.uniqueness_floor = 1e-5});
+  auto rng = make_rng(12);
+  fa.initialize(x, rng);
+  latent::em(fa, x, {.max_iterations = 50});
+  return fa;
+}
+
+std::vector<latent::bn_variable> chain_variables() {
+  return {{"rain", 2, {}}, {"sprinkler", 3, {"rain"}}, {"grass", 2, {"rain", "sprinkler"}}};
+}
+
+latent::discrete_bayes_net fitted_network(Eigen::MatrixXi& records) {
+  latent::discrete_bayes_net truth(chain_variables());
+  auto rng = make_rng(13);
+  // A non-uniform truth: random rows.
+  std::gamma_distribution<double> g(2.0);
+  std::vector<Eigen::MatrixXd> tables;
+  for (const auto& t : truth.params().tables) {
+    Eigen::MatrixXd r(t.rows(), t.cols());
+    for (Eigen::Index i = 0; i < r.size(); ++i) r(i) = g(rng);
+    tables.push_back(r.array().colwise() / r.rowwise().sum().array());
+  }
+  truth.set_params({tables});
+  records = latent::apply_missing_at_random(truth.sample(300, rng), 0.2, rng);
+  latent::discrete_bayes_net net(chain_variables(), latent::discrete_bayes_net_options{.pseudo_count = 0.5});
+  latent::em(net, net.make_data(records), {.max_iterations = 40});
+  return net;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("a fitted Gaussian mixture of every covariance type round-trips bit-exactly", "[json][gaussian_mixture]",
+                   double, float) {
+  using S = TestType;
+  const latent::matrix_t<S> x = cluster_data<S>(120, 1);
+  for (const auto type : {covariance_type::full, covariance_type::diagonal, covariance_type::spherical,
+                          covariance_type::tied}) {
+    INFO("covariance " << latent::to_string(type));
+    const auto gmm = fitted_mixture<S>(type, x);
+    temp_file f("gmm.json");
+    latent::save(gmm, f.path);
+    const auto back = latent::load<latent::basic_gaussian_mixture<S>>(f.path);
+    CHECK(back.components() == 2);
+    CHECK(back.covariance_kind() == type);
+    CHECK(back.options().reg_covar == gmm.options().reg_covar);
+    CHECK(back.options().kmeans_iterations == 7);
+    CHECK(identical(back.params().weights, gmm.params().weights));
+    CHECK(identical(back.params().means, gmm.params().means));
+    for (std::size_t k = 0; k < 2; ++k) CHECK(identical(back.params().covariances[k], gmm.params().covariances[k]));
+    // Predictions and log-likelihoods are the same numbers, not just close.
+    CHECK(identical(back.log_likelihood_per_observation(x), gmm.log_likelihood_per_observation(x)));
+    CHECK(identical(back.responsibilities(x), gmm.responsibilities(x)));
+    CHECK(back.log_likelihood(x) == gmm.log_likelihood(x));
+    // The file says what it holds, and saving the loaded model writes the same text.
+    const nlohmann::json j = latent::to_json(gmm);
+    CHECK(j["model"] == "gaussian_mixture");
+    CHECK(j["scalar"] == (std::is_same_v<S, float> ? "float" : "double"));
+    CHECK(j["version"] == latent::json_format_version);
+    CHECK(latent::to_json(back) == j);
+    CHECK(latent::from_json<latent::basic_gaussian_mixture<S>>(j).params().weights == gmm.params().weights);
+  }
+}
+
+TEST_CASE("factor analysis, Neyman-Scott and a Bayesian network round-trip bit-exactly", "[json]") {
+  const Eigen::MatrixXd x = cluster_data<double>(80, 2);
+  temp_file f("model.json");
+
+  const auto fa = fitted_factor_analysis(x);
+  latent::save(fa, f.path);
+  const auto fa2 = latent::load<latent::factor_analysis>(f.path);
+  CHECK(identical(fa2.params().loadings, fa.params().loadings));
+  CHECK(identical(fa2.params().mean, fa.params().mean));
+  CHECK(identical(fa2.params().uniquenesses, fa.params().uniquenesses));
+  CHECK(fa2.options().uniqueness_floor == 1e-5);
+  CHECK(identical(fa2.log_likelihood_per_observation(x), fa.log_likelihood_per_observation(x)));
+
+  latent::neyman_scott ns(4, {.theta = 2.0, .mu = 0.3, .tau2 = 0.7}, {.prior = latent::neyman_scott_prior::fixed});
+  const Eigen::MatrixXd y = cluster_data<double>(50, 3).topRows(3).replicate(2, 1).topRows(4);
+  latent::em(ns, y, {.max_iterations = 20});
+  latent::save(ns, f.path);
+  const auto ns2 = latent::load<latent::neyman_scott>(f.path);
+  CHECK(ns2.options().prior == latent::neyman_scott_prior::fixed);
+  CHECK(ns2.params().theta == ns.params().theta);
+  CHECK(ns2.params().mu == ns.params().mu);
+  CHECK(ns2.params().tau2 == ns.params().tau2);
+  CHECK(ns2.log_likelihood(y) == ns.log_likelihood(y));
+
+  Eigen::MatrixXi records;
+  const auto net = fitted_network(records);
+  latent::save(net, f.path);
+  const auto net2 = latent::load<latent::discrete_bayes_net>(f.path);
+  REQUIRE(net2.num_variables() == 3);
+  CHECK(net2.variables()[2].parents == std::vector<std::string>{"rain", "sprinkler"});
+  CHECK(net2.options().pseudo_count == 0.5);
+  for (Eigen::Index v = 0; v < 3; ++v) CHECK(identical(net2.table(v), net.table(v)));
+  CHECK(identical(net2.log_likelihood_per_observation(records), net.log_likelihood_per_observation(records)));
+}
+
+TEST_CASE("a VAE's architecture and weights, and a linear VAE's parameters, round-trip bit-exactly", "[json][vae]") {
+  const Eigen::MatrixXd x = cluster_data<double>(40, 4);
+  latent::vae_options o{.latent_dim = 2,
+                        .encoder_hidden = {5, 4},
+                        .decoder_hidden = {6},
+                        .encoder_activation = latent::nn::activation::tanh,
+                        .decoder_activation = latent::nn::activation::elu,
+                        .likelihood = latent::vae_likelihood::gaussian,
+                        .bound = latent::vae_bound::iwae,
+                        .iwae_samples = 3};
+  const latent::vae model(x, o);
+  auto rng = make_rng(5);
+  const latent::fitted_vae fitted{model.dim(), o, model.initial_params(rng)};
+  temp_file f("vae.json");
+  latent::save(fitted, f.path);
+  const auto back = latent::load<latent::fitted_vae>(f.path);
+  CHECK(back.dim == 3);
+  CHECK(back.options.encoder_hidden == o.encoder_hidden);
+  CHECK(back.options.decoder_hidden == o.decoder_hidden);
+  CHECK(back.options.encoder_activation == o.encoder_activation);
+  CHECK(back.options.decoder_activation == o.decoder_activation);
+  CHECK(back.options.likelihood == o.likelihood);
+  CHECK(back.options.bound == o.bound);
+  CHECK(back.options.iwae_samples == 3);
+  CHECK(identical(back.params, fitted.params));
+  const latent::vae again(x, back.options);
+  CHECK(identical(again.reconstruct(back.params, x), model.reconstruct(fitted.params, x)));
+  const auto e1 = again.encode(back.params, x), e2 = model.encode(fitted.params, x);
+  CHECK(identical(e1.mean, e2.mean));
+  CHECK(identical(e1.scale, e2.scale));
+
+  // The wrong number of weights for the architecture is refused, naming the segment.
+  nlohmann::json j = latent::to_json(fitted);
+  j["parameters"]["decoder"].erase(0);
+  CHECK_THROWS_WITH(latent::from_json<latent::fitted_vae>(j), Catch::Contains("parameters.decoder") &&
+                                                                 Catch::Contains("must have"));
+  j = latent::to_json(fitted);
+  j["options"]["encoder_hidden"][0] = 1000000;
+  CHECK_THROWS_AS(latent::from_json<latent::fitted_vae>(j), latent::invalid_argument);
+
+  latent::linear_vae_params p;
+  p.loadings = Eigen::MatrixXd::Random(3, 2);
+  p.mean = Eigen::VectorXd::Random(3);
+  p.log_uniquenesses = Eigen::VectorXd::Random(3);
+  p.encoder_weights = Eigen::MatrixXd::Random(2, 3);
+  p.encoder_bias = Eigen::VectorXd::Random(2);
+  p.encoder_log_scales = Eigen::VectorXd::Random(2);
+  latent::save(p, f.path);
+  const auto q = latent::load<latent::linear_vae_params>(f.path);
+  CHECK(identical(q.loadings, p.loadings));
+  CHECK(identical(q.mean, p.mean));
+  CHECK(identical(q.log_uniquenesses, p.log_uniquenesses));
+  CHECK(identical(q.encoder_weights, p.encoder_weights));
+  CHECK(identical(q.encoder_bias, p.encoder_bias));
+  CHECK(identical(q.encoder_log_scales, p.encoder_log_scales));
+}
+
+TEST_CASE("doubles are written so that they read back to the same bits", "[json]") {
+  // Hard cases for decimal conversion: subnormals, extremes, values one ulp apart, -0.
+  latent::linear_vae_params p;
+  p.loadings.resize(4, 1);
+  p.loadings << 0.1, std::nextafter(0.1, 1.0), 5e-324, -std::numeric_limits<double>::max();
+  p.mean.resize(4);
+  p.mean << -0.0, std::numeric_limits<double>::min(), 1.0 / 3.0, 123456789.123456789;
+  p.log_uniquenesses = Eigen::VectorXd::Constant(4, std::numeric_limits<double>::epsilon());
+  p.encoder_weights = Eigen::MatrixXd::Constant(1, 4, 2.0 / 3.0);
+  p.encoder_bias = Eigen::VectorXd::Constant(1, 1e300);
+  p.encoder_log_scales = Eigen::VectorXd::Constant(1, -1e-300);
+  const std::string text = latent::to_json(p).dump();
+  const auto q = latent::from_json<latent::linear_vae_params>(nlohmann::json::parse(text));
+  CHECK(identical(q.loadings, p.loadings));
+  CHECK(identical(q.mean, p.mean));
+  CHECK(std::signbit(q.mean(0)));
+  CHECK(identical(q.encoder_weights, p.encoder_weights));
+  CHECK(q.encoder_bias(0) == 1e300);
+  CHECK(q.encoder_log_scales(0) == -1e-300);
+}
+
+TEST_CASE("a wrong, incomplete or invalid file gives invalid_argument naming the problem", "[json][errors]") {
+  using Catch::Contains;
+  using gmm_t = latent::gaussian_mixture;
+  const Eigen::MatrixXd x = cluster_data<double>(60, 6);
+  const nlohmann::json good = latent::to_json(fitted_mixture<double>(covariance_type::full, x));
+  const auto throws = [](const nlohmann::json& j, const std::string& what) {
+    INFO(what);
+    CHECK_THROWS_AS(latent::from_json<gmm_t>(j), latent::invalid_argument);
+    CHECK_THROWS_WITH(latent::from_json<gmm_t>(j), Contains(what));
+  };
+
+  throws(latent::to_json(fitted_factor_analysis(x)), "holds a 'factor_analysis' model, not a 'gaussian_mixture'");
+  CHECK_THROWS_WITH(latent::from_json<latent::basic_gaussian_mixture<float>>(good), Contains("scalar type 'double'"));
+  auto j = good;
+  j["version"] = 2;
+  throws(j, "format version 2");
+  j = good;
+  j["format"] = "other";
+  throws(j, "field 'format' must be 'latent'");
+  j = good;
+  j.erase("parameters");
+  throws(j, "field 'parameters' is missing");
+  j = good;
+  j["options"].erase("reg_covar");
+  throws(j, "field 'options.reg_covar' is missing");
+  j = good;
+  j["structure"]["components"] = "two";
+  throws(j, "field 'structure.components' must be an integer, got string");
+  j = good;
+  j["structure"]["components"] = -2;
+  throws(j, "field 'structure.components' must be in [1, ");
+  j = good;
+  j["structure"]["covariance_type"] = "banded";
+  throws(j, "must be one of 'full', 'diagonal', 'spherical', 'tied', got 'banded'");
+  j = good;
+  j["parameters"]["means"][1].push_back(0.0);
+  throws(j, "field 'parameters.means[1]' must have 3 entries, got 4");
+  j = good;
+  j["parameters"]["weights"] = {0.5, 0.5, 0.0};
+  throws(j, "field 'parameters.weights' must have 2 entries, got 3");
+  j = good;
+  j["parameters"]["covariances"][0][1][2] = std::numeric_limits<double>::quiet_NaN();
+  throws(j, "field 'parameters.covariances[0][1][2]' must be finite");
+  j = good;
+  j["parameters"]["covariances"][0][1][2] = nullptr;
+  throws(j, "field 'parameters.covariances[0][1][2]' must be a number, got null");
+  j = good;
+  j["parameters"]["weights"] = {0.7, 0.7};
+  throws(j, "field 'parameters' is invalid: gaussian_mixture::set_params");
+  j = good;
+  j["parameters"]["covariances"][1] = {{1.0, 2.0, 0.0}, {2.0, 1.0, 0.0}, {0.0, 0.0, 1.0}};  // indefinite
+  throws(j, "positive definite");
+  j = good;
+  j["options"]["reg_covar"] = -1.0;
+  throws(j, "field 'options' is invalid: gaussian_mixture: option 'reg_covar'");
+  throws(nlohmann::json::array({1, 2}), "must hold a JSON object, got array");
+
+  // Files: missing, not JSON, truncated.
+  temp_file f("bad.json");
+  CHECK_THROWS_WITH(latent::load<gmm_t>(f.path), Contains("cannot open"));
+  latent::save(fitted_mixture<double>(covariance_type::tied, x), f.path);
+  const std::string text = read_text(f.path);
+  std::ofstream(f.path, std::ios::binary) << text.substr(0, text.size() / 2);
+  CHECK_THROWS_WITH(latent::load<gmm_t>(f.path), Contains("is not valid JSON") && Contains(f.path.string()));
+
+  // Invalid parameters of the other models.
+  nlohmann::json fa = latent::to_json(fitted_factor_analysis(x));
+  fa["parameters"]["uniquenesses"][1] = -0.5;
+  CHECK_THROWS_WITH(latent::from_json<latent::factor_analysis>(fa), Contains("'uniquenesses' must be positive"));
+  Eigen::MatrixXi records;
+  nlohmann::json bn = latent::to_json(fitted_network(records));
+  bn["parameters"]["tables"][1][0][0] = 0.9;
+  CHECK_THROWS_WITH(latent::from_json<latent::discrete_bayes_net>(bn), Contains("sprinkler"));
+  bn = latent::to_json(fitted_network(records));
+  bn["structure"]["variables"][0]["parents"] = {"grass"};
+  CHECK_THROWS_WITH(latent::from_json<latent::discrete_bayes_net>(bn), Contains("cycle"));
+  bn = latent::to_json(fitted_network(records));
+  bn["parameters"]["tables"][2] = {{0.5, 0.5}};
+  CHECK_THROWS_WITH(latent::from_json<latent::discrete_bayes_net>(bn), Contains("parameters.tables[2]' must have 6"));
+  nlohmann::json ns = latent::to_json(latent::neyman_scott(3));
+  ns["parameters"]["theta"] = 0.0;
+  CHECK_THROWS_WITH(latent::from_json<latent::neyman_scott>(ns), Contains("theta"));
+
+  // A model that cannot be saved.
+  CHECK_THROWS_WITH(latent::to_json(gmm_t(2)), Contains("no parameters yet"));
+}
+
+TEST_CASE("fuzz: truncated and mutated files give a model or invalid_argument, never a crash", "[json][fuzz]") {
+  const Eigen::MatrixXd x = cluster_data<double>(60, 7);
+  Eigen::MatrixXi records;
+  latent::vae_options o{.latent_dim = 1, .encoder_hidden = {2}, .decoder_hidden = {}};
+  const Eigen::MatrixXd unit = (x.array() > 0).cast<double>();
+  const latent::vae v(unit, o);
+  auto init_rng = make_rng(8);
+  const std::string texts[] = {latent::to_json(fitted_mixture<double>(covariance_type::full, x)).dump(1),
+                               latent::to_json(fitted_mixture<double>(covariance_type::diagonal, x)).dump(),
+                               latent::to_json(fitted_factor_analysis(x)).dump(1),
+                               latent::to_json(fitted_network(records)).dump(1),
+                               latent::to_json(latent::neyman_scott(3)).dump(),
+                               latent::to_json(latent::fitted_vae{3, o, v.initial_params(init_rng)}).dump(1)};
+  const std::string alphabet = "{}[]:,\"-+.0123456789eE \nabcdefghijklmnopqrstuvwxyz\\\x01\xff";
+  auto rng = make_rng(2024);
+  std::size_t loaded = 0, refused = 0;
+  for (int it = 0; it < 3000; ++it) {
+    const std::size_t which = static_cast<std::size_t>(it) % std::size(texts);
+    std::string t = texts[which];
+    const int mutations = 1 + static_cast<int>(rng() % 4);
+    for (int m = 0; m < mutations && !t.empty(); ++m) {
+      const std::size_t at = rng() % t.size();
+      switch (rng() % 6) {
+        case 0: t.resize(at); break;                                          // truncate
+        case 1: t[at] = alphabet[rng() % alphabet.size()]; break;             // replace a byte
+        case 2: t.insert(at, 1, alphabet[rng() % alphabet.size()]); break;    // insert a byte
+        case 3: t.erase(at, 1 + rng() % 16); break;                           // delete a run
+        case 4: t.insert(at, t.substr(rng() % t.size(), 1 + rng() % 32)); break;  // duplicate a run
+        case 5: t[at] = static_cast<char>(rng() % 256); break;                // any byte
+      }
+    }
+    std::istringstream in(t);
+    bool ok = false;
+    try {
+      switch (which) {
+        case 0:
+        case 1: {
+          const auto g = latent::detail::load_json<latent::gaussian_mixture>(in, "fuzz");
+          if (g.dim() == 3) (void)g.log_likelihood(x);  // a loaded model is usable
+          break;
+        }
+        case 2: (void)latent::detail::load_json<latent::factor_analysis>(in, "fuzz"); break;
+        case 3: (void)latent::detail::load_json<latent::discrete_bayes_net>(in, "fuzz"); break;
+        case 4: (void)latent::detail::load_json<latent::neyman_scott>(in, "fuzz"); break;
+        default: (void)latent::detail::load_json<latent::fitted_vae>(in, "fuzz"); break;
+      }
+      ok = true;
+    } catch (const latent::invalid_argument&) {
+    } catch (const latent::numerical_error&) {  // a mutated but valid model far from the data
+      ok = true;
+    }
+    (ok ? loaded : refused) += 1;
+  }
+  INFO("loaded " << loaded << ", refused " << refused);
+  CHECK(refused > 2000);  // most mutations break the file; all were handled
+  CHECK(loaded > 0);      // and some (in a number's digits) leave a valid model
+}

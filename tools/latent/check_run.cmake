@@ -1,0 +1,23 @@
+# Run PROGRAM with ARGS (separated by |) in WORK; fail unless the exit status is STATUS, stdout matches STDOUT
+# (if given) and, for a non-zero STATUS, stderr is exactly one line matching STDERR (if given).
+string(REPLACE "|" ";" ARGS "${ARGS}")
+execute_process(COMMAND ${PROGRAM} ${ARGS} WORKING_DIRECTORY ${WORK}
+                RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}")
+message("stderr: ${err}")
+if(NOT "${status}" STREQUAL "${STATUS}")
+  message(FATAL_ERROR "exit status ${status}, expected ${STATUS}")
+endif()
+if(STDOUT AND NOT out MATCHES "${STDOUT}")
+  message(FATAL_ERROR "stdout does not match '${STDOUT}'")
+endif()
+if(STDERR AND NOT err MATCHES "${STDERR}")
+  message(FATAL_ERROR "stderr does not match '${STDERR}'")
+endif()
+if(NOT STATUS EQUAL 0)
+  string(REGEX MATCHALL "\n" newlines "${err}")
+  list(LENGTH newlines lines)
+  if(NOT lines EQUAL 1)
+    message(FATAL_ERROR "stderr has ${lines} lines, expected one error line")
+  endif()
+endif()
