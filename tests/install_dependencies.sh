@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what building and testing latent needs from Debian's archive, if it is missing.
 set -euo pipefail
-packages=(g++ cmake make libeigen3-dev catch2 libbenchmark-dev zlib1g-dev dataset-fashion-mnist)
+packages=(g++ cmake make libeigen3-dev catch2 libbenchmark-dev zlib1g-dev dataset-fashion-mnist
+          libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
