@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace latent {
@@ -46,6 +47,66 @@ inline std::vector<std::string> split_csv_line(const std::string& line) {
 }
 }  // namespace detail
 
+namespace detail {
+/// Reads CSV text record by record (see `parse_csv` for the format and the checks): the
+/// header on construction, then one record per `next`. Holds one line at a time, so a
+/// converter can stream files of any size.
+template <Scalar S>
+class csv_record_reader {
+ public:
+  csv_record_reader(std::istream& in, std::string_view source) : in_(in), source_(source) {
+    std::string line;
+    while (std::getline(in_, line) && line.find_first_not_of(" \t\r") == std::string::npos) {}
+    if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 byte-order mark
+    require(!line.empty(), "read_csv", source_, ": no header line");
+    names_ = split_csv_line(line);
+    for (std::size_t j = 0; j < names_.size(); ++j)
+      require(names_[j].find('\0') == std::string::npos, "read_csv", source_, ": line 1, column ", j + 1,
+              ": the header name contains a NUL byte");
+  }
+
+  const std::vector<std::string>& names() const { return names_; }
+
+  /// Parses the next record into `out` (names().size() values, in double); false at the end.
+  bool next(double* out) {
+    std::string line;
+    const std::size_t d = names_.size();
+    while (std::getline(in_, line)) {
+      ++lineno_;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const auto fields = split_csv_line(line);
+      require(fields.size() == d, "read_csv", source_, ": line ", lineno_, " has ", fields.size(), " fields, expected ",
+              d);
+      for (std::size_t j = 0; j < d; ++j) {
+        // c_str() would end the field at an embedded NUL and parse only what precedes it.
+        require(fields[j].find('\0') == std::string::npos, "read_csv", source_, ": line ", lineno_, ", column ",
+                j + 1, " (field '", names_[j], "') contains a NUL byte");
+        const char* begin = fields[j].c_str();
+        char* end = nullptr;
+        errno = 0;
+        const double v = std::strtod(begin, &end);
+        // ERANGE on underflow is accepted; overflow (of double, or of S when rounded) is not.
+        const bool overflow = (errno == ERANGE && std::isinf(v)) || std::isinf(static_cast<S>(v));
+        while (end && (*end == ' ' || *end == '\t')) ++end;
+        require(end != begin && end && *end == '\0', "read_csv", source_, ": line ", lineno_, ", field '", names_[j],
+                "' is not a number: '", fields[j], "'");
+        require(!overflow, "read_csv", source_, ": line ", lineno_, ", field '", names_[j], "' is out of the range of ",
+                sizeof(S) == 4 ? "float" : "double", ": '", fields[j], "'");
+        out[j] = v;
+      }
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  std::istream& in_;
+  std::string_view source_;
+  std::vector<std::string> names_;
+  std::size_t lineno_ = 1;
+};
+}  // namespace detail
+
 /// Parse CSV text whose first line is a header of column names and whose other lines are
 /// numbers (fields may be quoted; blank lines are skipped). A UTF-8 byte-order mark before the
 /// header is dropped. Numbers are read by `strtod`: values that underflow (subnormals such as
@@ -56,42 +117,15 @@ inline std::vector<std::string> split_csv_line(const std::string& line) {
 ///         number of fields.
 template <Scalar S = double>
 basic_csv_table<S> parse_csv(std::istream& in, std::string_view source = "csv") {
-  std::string line;
+  detail::csv_record_reader<S> reader(in, source);
   basic_csv_table<S> t;
-  while (std::getline(in, line) && line.find_first_not_of(" \t\r") == std::string::npos) {}
-  if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 byte-order mark
-  detail::require(!line.empty(), "read_csv", source, ": no header line");
-  t.names = detail::split_csv_line(line);
-  for (std::size_t j = 0; j < t.names.size(); ++j)
-    detail::require(t.names[j].find('\0') == std::string::npos, "read_csv", source, ": line 1, column ", j + 1,
-                    ": the header name contains a NUL byte");
+  t.names = reader.names();
   const std::size_t d = t.names.size();
-  std::vector<double> values;
-  std::size_t lineno = 1, records = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const auto fields = detail::split_csv_line(line);
-    detail::require(fields.size() == d, "read_csv", source, ": line ", lineno, " has ", fields.size(),
-                    " fields, expected ", d);
-    for (std::size_t j = 0; j < d; ++j) {
-      // c_str() would end the field at an embedded NUL and parse only what precedes it.
-      detail::require(fields[j].find('\0') == std::string::npos, "read_csv", source, ": line ", lineno, ", column ",
-                      j + 1, " (field '", t.names[j], "') contains a NUL byte");
-      const char* begin = fields[j].c_str();
-      char* end = nullptr;
-      errno = 0;
-      const double v = std::strtod(begin, &end);
-      // ERANGE on underflow is accepted; overflow (of double, or of S when rounded) is not.
-      const bool overflow = (errno == ERANGE && std::isinf(v)) || std::isinf(static_cast<S>(v));
-      while (end && (*end == ' ' || *end == '\t')) ++end;
-      detail::require(end != begin && end && *end == '\0', "read_csv", source, ": line ", lineno, ", field '",
-                      t.names[j], "' is not a number: '", fields[j], "'");
-      detail::require(!overflow, "read_csv", source, ": line ", lineno, ", field '", t.names[j],
-                      "' is out of the range of ", sizeof(S) == 4 ? "float" : "double", ": '", fields[j], "'");
-      values.push_back(v);
-    }
+  std::vector<double> values(d);
+  std::size_t records = 0;
+  while (reader.next(values.data() + records * d)) {
     ++records;
+    values.resize((records + 1) * d);
   }
   t.data = Eigen::Map<const Eigen::MatrixXd>(values.data(), static_cast<Eigen::Index>(d),
                                              static_cast<Eigen::Index>(records))
