@@ -421,4 +421,6 @@ class mpi_executor {
   int size_ = 1;
 };
 
+static_assert(Executor<mpi_executor>);
+
 }  // namespace latent
