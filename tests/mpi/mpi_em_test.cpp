@@ -160,6 +160,12 @@ TEST_CASE("mpi_executor: bad options are rejected", "[mpi]") {
   CHECK_THROWS_AS(latent::mpi_executor(MPI_COMM_WORLD, 10, 1, 0), latent::invalid_argument);
   CHECK_THROWS_AS(latent::mpi_executor(MPI_COMM_WORLD, 10, 1, 8, 0), latent::invalid_argument);
   CHECK_THROWS_AS(latent::mpi_executor(MPI_COMM_WORLD, 10, 1, 8, 1, 0), latent::invalid_argument);
+  // Fewer turns than ranks would leave a rank without columns (every rank throws alike).
+  int ranks = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  const Eigen::Index n = 8 * 2 * (ranks - 1) + 1;  // ranks turns of 2 blocks of 8, the last of one column
+  CHECK_NOTHROW(latent::mpi_executor(MPI_COMM_WORLD, n, 1, 8, 2));
+  CHECK_THROWS_WITH(latent::mpi_executor(MPI_COMM_WORLD, n - 1, 1, 8, 2), Catch::Contains("every rank needs at least one"));
 }
 
 int main(int argc, char* argv[]) {

@@ -13,7 +13,7 @@ int main(int argc, char* argv[]) {
   std::mt19937_64 rng(1);
   Eigen::MatrixXd x = latent::standard_normal(2, 400, rng);
   x.rightCols(200).array() += 6.0;
-  const latent::mpi_executor ex(MPI_COMM_WORLD, x.cols(), 1, 64);
+  const latent::mpi_executor ex(MPI_COMM_WORLD, x.cols(), 1, 64, 1);  // 7 turns of 64 columns
   const Eigen::MatrixXd local = ex.shard(x);
   latent::gaussian_mixture gmm(2, latent::covariance_type::full);
   const auto fit = latent::em(gmm, latent::observations(local), rng, ex, {.restarts = 2});

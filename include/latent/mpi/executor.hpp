@@ -139,8 +139,8 @@ class mpi_executor {
   /// @param block_size      columns per block; part of the arithmetic, as for `thread_executor`
   /// @param turn_blocks     blocks per turn: fixes which rank holds which columns, not the bits
   /// @param init_columns    at most this many columns are gathered for `initialize` (see there)
-  /// @throws invalid_argument for N < 0, threads < 0, block_size < 1, turn_blocks < 1 or
-  ///         init_columns < 1
+  /// @throws invalid_argument for N < 0, threads < 0, block_size < 1, turn_blocks < 1,
+  ///         init_columns < 1, or fewer turns than ranks (a rank would hold no columns)
   mpi_executor(MPI_Comm comm, Eigen::Index global_columns, int threads = 0, Eigen::Index block_size = 1024,
                Eigen::Index turn_blocks = 16, Eigen::Index init_columns = Eigen::Index{1} << 18)
       : comm_(comm), n_(global_columns), threads_(threads), block_size_(block_size), turn_blocks_(turn_blocks),
@@ -153,6 +153,12 @@ class mpi_executor {
     detail::require(init_columns > 0, fn, "option 'init_columns' must be positive, got ", init_columns);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
+    // Models reject empty data (a Bayesian network's data cannot even be made empty), so
+    // every rank must hold at least one turn. Every rank computes the same answer: all throw.
+    const Eigen::Index turns = detail::block_count(detail::block_count(n_, block_size_), turn_blocks_);
+    detail::require(turns >= size_, fn, "the ", n_, " columns make ", turns, " turn(s) of turn_blocks x block_size = ",
+                    turn_blocks_ * block_size_, " columns, fewer than the ", size_,
+                    " ranks: every rank needs at least one; use fewer ranks, or a smaller turn_blocks or block_size");
   }
 
   int rank() const { return rank_; }
