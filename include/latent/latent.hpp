@@ -27,6 +27,7 @@
 #include <latent/estimators/per_observation.hpp>
 
 #include <latent/io/csv.hpp>
+#include <latent/io/csv_to_npy.hpp>
 #include <latent/io/idx.hpp>
 #include <latent/io/npy.hpp>
 #if __has_include(<sys/mman.h>)  // POSIX memory maps
