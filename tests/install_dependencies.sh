@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what building and testing latent needs from Debian's archive, if it is missing.
 set -euo pipefail
-packages=(g++ cmake make libeigen3-dev catch2 libbenchmark-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist libcli11-dev gnuplot-nox)
+packages=(g++ cmake make libeigen3-dev catch2 libbenchmark-dev zlib1g-dev dataset-fashion-mnist
+          nlohmann-json3-dev libcli11-dev gnuplot-nox libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

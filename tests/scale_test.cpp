@@ -467,3 +467,55 @@ TEST_CASE("malformed, truncated or unsupported .npy files are invalid_argument, 
   latent::basic_npy_writer<double> w(file.path, 2);
   CHECK_THROWS_AS(w.append(Eigen::MatrixXd::Zero(3, 4)), invalid_argument);
 }
+
+// ---- CSV to .npy, streamed ------------------------------------------------------------------------
+
+#include <latent/io/csv_to_npy.hpp>
+
+#include <iomanip>
+#include <sstream>
+
+TEST_CASE("csv_to_npy streams a CSV into a .npy file that reads back bit for bit", "[npy][csv][io]") {
+  auto rng = make_rng(13);
+  const Eigen::MatrixXd x = latent::standard_normal(3, 2500, rng) * 1e3;
+  std::ostringstream csv;
+  csv << std::setprecision(17) << "a,\"b\",c\n";
+  for (Eigen::Index n = 0; n < x.cols(); ++n) {
+    csv << x(0, n) << ',' << x(1, n) << ',' << x(2, n) << '\n';
+    if (n == 10) csv << "  \n";  // blank lines are skipped
+  }
+  temp_file out("converted.npy");
+  // Chunks that divide N, that do not, and one record at a time.
+  for (const Eigen::Index chunk : {Eigen::Index{1}, Eigen::Index{1000}, Eigen::Index{2500}, Eigen::Index{65536}}) {
+    std::istringstream in(csv.str());
+    const latent::csv_to_npy_result r = latent::csv_to_npy(in, out.path, "test.csv", chunk);
+    CHECK(r.names == std::vector<std::string>{"a", "b", "c"});
+    CHECK(r.observations == 2500);
+    CHECK(latent::read_npy(out.path) == x);  // 17 digits: every double round-trips
+  }
+  // float32 output rounds the parsed doubles, as parse_csv<float> does.
+  std::istringstream in(csv.str()), again(csv.str());
+  latent::csv_to_npy<float>(in, out.path, "test.csv", 700);
+  CHECK(latent::read_npy<float>(out.path) == latent::parse_csv<float>(again).data);
+  CHECK(latent::read_npy_header(out.path).word_size == 4);
+}
+
+TEST_CASE("csv_to_npy rejects malformed CSV and leaves no partial .npy behind", "[npy][csv][errors]") {
+  temp_file out("bad_converted.npy");
+  const auto exists = [&] { return std::ifstream(out.path).good(); };
+  std::string text = "a,b\n";
+  for (int i = 0; i < 50; ++i) text += "1,2\n";
+  std::istringstream bad(text + "3,oops\n");  // line 52, after two full chunks of 20 records
+  CHECK_THROWS_WITH(latent::csv_to_npy(bad, out.path, "bad.csv", 20),
+                    Catch::Contains("bad.csv: line 52, column 2: field 'b' is not a number"));
+  CHECK_FALSE(exists());
+  std::istringstream ragged(text + "3\n");
+  CHECK_THROWS_WITH(latent::csv_to_npy(ragged, out.path, "bad.csv", 20), Catch::Contains("line 52 has 1 fields"));
+  CHECK_FALSE(exists());
+  std::istringstream empty("a,b\n\n");
+  CHECK_THROWS_WITH(latent::csv_to_npy(empty, out.path, "empty.csv"), Catch::Contains("no records"));
+  CHECK_FALSE(exists());
+  std::istringstream fine(text);
+  CHECK_THROWS_WITH(latent::csv_to_npy(fine, out.path, "fine.csv", 0), Catch::Contains("chunk_records"));
+  CHECK_THROWS_WITH(latent::csv_to_npy("/nonexistent/in.csv", out.path), Catch::Contains("cannot open"));
+}

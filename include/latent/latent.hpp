@@ -28,6 +28,7 @@
 #include <latent/estimators/per_observation.hpp>
 
 #include <latent/io/csv.hpp>
+#include <latent/io/csv_to_npy.hpp>
 #include <latent/io/idx.hpp>
 #include <latent/io/npy.hpp>
 // Not here, as they need libraries besides Eigen: io/idx_gzip.hpp (zlib) and io/json.hpp

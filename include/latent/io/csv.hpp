@@ -262,6 +262,39 @@ csv_scan scan_csv(std::istream& in, std::string_view source, std::string_view fn
 
 }  // namespace detail
 
+namespace detail {
+
+/// Appends one record's fields, parsed as numbers, to `values` (the rules of `parse_csv`).
+template <Scalar S>
+void append_csv_numbers(const std::vector<std::string>& fields, std::size_t lineno, std::size_t col0,
+                        const std::vector<std::string>& names, const csv_options& options, std::string_view source,
+                        std::string_view fn, std::vector<double>& values) {
+  for (std::size_t j = 0; j < fields.size(); ++j) {
+    const std::string& f = fields[j];
+    const std::size_t col = col0 + j;
+    require(f.find('\0') == std::string::npos, fn, source, ": line ", lineno, ", column ", col,
+            " contains a NUL byte");
+    double v = std::numeric_limits<double>::quiet_NaN();
+    const bool na = detail::csv_is_na(f, options.na_values);
+    const bool number = !na && detail::csv_number(f, v);
+    if (na || (number && std::isnan(v))) {
+      require(options.allow_missing, fn, source, ": line ", lineno, ", column ", col, ": field '", names[j],
+              "' is missing ('", f, "'; set csv_options::allow_missing to read missing values as NaN)");
+      values.push_back(std::numeric_limits<double>::quiet_NaN());
+      continue;
+    }
+    require(number, fn, source, ": line ", lineno, ", column ", col, ": field '", names[j], "' is not a number: '", f,
+            "'");
+    // ERANGE on underflow is accepted; overflow (of double, or of S when rounded) is not.
+    const bool overflow = std::isinf(v) || std::isinf(static_cast<S>(v));
+    require(!overflow, fn, source, ": line ", lineno, ", column ", col, ": field '", names[j], "' is out of the range of ",
+            sizeof(S) == 4 ? "float" : "double", ": '", f, "'");
+    values.push_back(v);
+  }
+}
+
+}  // namespace detail
+
 /// Parse numeric CSV text (see the file comment for header, row names, quoting). Numbers are
 /// read by `strtod`: values that underflow (subnormals such as 1e-310, or 1e-400, which
 /// becomes 0 or the nearest subnormal) are accepted; values that overflow (1e400, or above
@@ -276,28 +309,7 @@ basic_csv_table<S> parse_csv(std::istream& in, std::string_view source = "csv", 
   std::vector<double> values;
   const auto on_record = [&](const std::vector<std::string>& fields, std::size_t lineno, std::size_t col0,
                              const std::vector<std::string>& names) {
-    for (std::size_t j = 0; j < fields.size(); ++j) {
-      const std::string& f = fields[j];
-      const std::size_t col = col0 + j;
-      require(f.find('\0') == std::string::npos, fn, source, ": line ", lineno, ", column ", col,
-              " contains a NUL byte");
-      double v = std::numeric_limits<double>::quiet_NaN();
-      const bool na = detail::csv_is_na(f, options.na_values);
-      const bool number = !na && detail::csv_number(f, v);
-      if (na || (number && std::isnan(v))) {
-        require(options.allow_missing, fn, source, ": line ", lineno, ", column ", col, ": field '", names[j],
-                "' is missing ('", f, "'; set csv_options::allow_missing to read missing values as NaN)");
-        values.push_back(std::numeric_limits<double>::quiet_NaN());
-        continue;
-      }
-      require(number, fn, source, ": line ", lineno, ", column ", col, ": field '", names[j], "' is not a number: '", f,
-              "'");
-      // ERANGE on underflow is accepted; overflow (of double, or of S when rounded) is not.
-      const bool overflow = std::isinf(v) || std::isinf(static_cast<S>(v));
-      require(!overflow, fn, source, ": line ", lineno, ", column ", col, ": field '", names[j], "' is out of the range of ",
-              sizeof(S) == 4 ? "float" : "double", ": '", f, "'");
-      values.push_back(v);
-    }
+    detail::append_csv_numbers<S>(fields, lineno, col0, names, options, source, fn, values);
   };
   detail::csv_scan scan = detail::scan_csv(in, source, fn, options.header, options.delimiter, options.row_names,
                                            options.na_values, on_record);

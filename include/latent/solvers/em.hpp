@@ -85,6 +85,17 @@ double observation_scale(const M& model, const typename M::data_type& x, const E
     return executor.all_sum(static_cast<double>(model.num_observations(x)));
 }
 
+/// `model.initialize(x, rng)`, or the executor's `initialize(model, x, rng)` if it has one: a
+/// distributed executor, whose ranks each hold a shard of `x`, coordinates the draw so that
+/// every rank starts from the same parameters (see `mpi_executor::initialize`).
+template <class E, class M, class Rng>
+void initialize_with(const E& executor, M& model, const typename M::data_type& x, Rng& rng) {
+  if constexpr (requires { executor.initialize(model, x, rng); })
+    executor.initialize(model, x, rng);
+  else
+    model.initialize(x, rng);
+}
+
 /// One EM fit from the model's current parameters; `restart` is what callbacks are told.
 template <class M, class E, class... Cs>
 fit_result<typename M::params_type> em_single(M& model, const typename M::data_type& x, const E& executor,
@@ -149,7 +160,7 @@ fit_result<typename M::params_type> em(M& model, const typename M::data_type& x,
                                        Cs&&... callbacks) {
   detail::require_count(options.restarts, 1, max_restart_count, "em", "restarts");
   return detail::run_restarts(
-      model, options.restarts, [&](std::size_t) { model.initialize(x, rng); },
+      model, options.restarts, [&](std::size_t) { detail::initialize_with(executor, model, x, rng); },
       [&](std::size_t r) { return detail::em_single(model, x, executor, options, r, callbacks...); });
 }
 

@@ -108,7 +108,7 @@ fit_result<typename M::params_type> variational_em(M& model, const typename M::d
                                                    Cs&&... callbacks) {
   detail::require_count(options.restarts, 1, max_restart_count, "variational_em", "restarts");
   return detail::run_restarts(
-      model, options.restarts, [&](std::size_t) { model.initialize(x, rng); },
+      model, options.restarts, [&](std::size_t) { detail::initialize_with(executor, model, x, rng); },
       [&](std::size_t r) {
         return detail::variational_em_single(model, x, family, executor, options, r, callbacks...);
       });
