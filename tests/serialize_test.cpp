@@ -386,6 +386,17 @@ TEST_CASE("fuzz: truncated and mutated files give a model or invalid_argument, n
     }
     (ok ? loaded : refused) += 1;
   }
+  // Deep nesting and huge claimed sizes: refused without recursion or allocation to match.
+  for (const std::string& t : {std::string(200000, '[') + std::string(200000, ']'), std::string(200000, '['),
+                               std::string("{\"format\":\"latent\",\"version\":1,\"model\":\"vae\",\"scalar\":\"double\","
+                                           "\"structure\":{\"dim\":2000000000},\"options\":{\"latent_dim\":2000000000,"
+                                           "\"encoder_hidden\":[],\"decoder_hidden\":[],\"encoder_activation\":\"relu\","
+                                           "\"decoder_activation\":\"relu\",\"likelihood\":\"bernoulli\",\"bound\":\"elbo\","
+                                           "\"iwae_samples\":1},\"parameters\":{\"encoder\":[1],\"decoder\":[],"
+                                           "\"log_variance\":[]}}")}) {
+    std::istringstream in(t);
+    CHECK_THROWS_AS(latent::detail::load_json<latent::fitted_vae>(in, "deep"), latent::invalid_argument);
+  }
   INFO("loaded " << loaded << ", refused " << refused);
   CHECK(refused > 2000);  // most mutations break the file; all were handled
   CHECK(loaded > 0);      // and some (in a number's digits) leave a valid model

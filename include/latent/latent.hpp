@@ -30,6 +30,8 @@
 #include <latent/io/csv.hpp>
 #include <latent/io/idx.hpp>
 #include <latent/io/npy.hpp>
+// Not here, as they need libraries besides Eigen: io/idx_gzip.hpp (zlib) and io/json.hpp
+// (nlohmann/json; saving and loading models). Include them yourself.
 #if __has_include(<sys/mman.h>)  // POSIX memory maps
 #include <latent/io/mapped_npy.hpp>
 #endif

@@ -276,6 +276,41 @@ std::string_view json_enum_name(E e, const std::string_view (&names)[N], std::st
   return names[i];
 }
 
+/// `j` as indented text with every array of numbers or strings on one line (a matrix is one
+/// line per row), for files people read.
+inline void json_write_pretty(const json& j, std::string& out, int indent) {
+  const auto flat = [](const json& a) {
+    for (const auto& e : a)
+      if (e.is_structured()) return false;
+    return true;
+  };
+  const std::string pad(static_cast<std::size_t>(indent + 2), ' ');
+  if (j.is_object() && !j.empty()) {
+    out += "{\n";
+    std::size_t i = 0;
+    for (auto it = j.begin(); it != j.end(); ++it, ++i) {
+      out += pad + json(it.key()).dump() + ": ";
+      json_write_pretty(it.value(), out, indent + 2);
+      out += i + 1 < j.size() ? ",\n" : "\n";
+    }
+    out += std::string(static_cast<std::size_t>(indent), ' ') + "}";
+  } else if (j.is_array() && !j.empty() && !flat(j)) {
+    out += "[\n";
+    for (std::size_t i = 0; i < j.size(); ++i) {
+      out += pad;
+      json_write_pretty(j[i], out, indent + 2);
+      out += i + 1 < j.size() ? ",\n" : "\n";
+    }
+    out += std::string(static_cast<std::size_t>(indent), ' ') + "]";
+  } else if (j.is_array()) {
+    out += "[";
+    for (std::size_t i = 0; i < j.size(); ++i) out += (i ? ", " : "") + j[i].dump();
+    out += "]";
+  } else {
+    out += j.dump();
+  }
+}
+
 /// The largest index a file may give a size (dimensions, counts): 2^31 - 1.
 inline constexpr std::int64_t json_max_size = std::numeric_limits<int>::max();
 
@@ -677,11 +712,13 @@ M from_json(const nlohmann::json& file) {
   }
 }
 
-/// Write the model to `path` as indented JSON (replacing the file).
+/// Write the model to `path` as indented JSON (replacing the file), a vector or a matrix row
+/// on one line.
 /// @throws invalid_argument if the model cannot be saved or the file cannot be written
 template <JsonSerializable M>
 void save(const M& model, const std::filesystem::path& path) {
-  const std::string text = to_json(model).dump(2);
+  std::string text;
+  detail::json_write_pretty(to_json(model), text, 0);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   require(static_cast<bool>(out), "save", "cannot open '", path.string(), "' for writing");
   out << text << '\n';
