@@ -6,14 +6,12 @@
 // blank lines are skipped. The network's variables are the data file's columns; a column
 // that is never a child is a root. States come from the data (sorted) unless --states gives them.
 #include "common.hpp"
+#include "save.hpp"
 
 #include <latent/core/error.hpp>
 #include <latent/io/csv.hpp>
 #include <latent/models/discrete_bayes_net.hpp>
 #include <latent/solvers/em.hpp>
-#ifdef LATENT_CLI_HAS_JSON
-#include <latent/io/json.hpp>
-#endif
 
 #include <algorithm>
 #include <cmath>
@@ -229,13 +227,9 @@ void bn_fit(const bn_fit_args& a) {
   for (Eigen::Index v = 0; v < d; ++v) print_table(net, t, v, stats.counts[static_cast<std::size_t>(v)]);
 
   if (!a.out.empty()) {
-#ifdef LATENT_CLI_HAS_JSON
-    latent::save(net, a.out);
+    save_model(net, a.out);
     std::printf("Saved the fitted network to %s (states are numbered in the order of the tables above)\n",
                 a.out.c_str());
-#else
-    throw usage_error("--out: this build of latent cannot save models (it was built without nlohmann_json)");
-#endif
   }
 }
 
