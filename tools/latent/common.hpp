@@ -23,6 +23,7 @@ struct usage_error : std::runtime_error {
 void add_gmm_commands(CLI::App& root);
 void add_fa_commands(CLI::App& root);
 void add_random_effects_commands(CLI::App& root);
+void add_bayesnet_commands(CLI::App& root);
 
 /// "1:9" (inclusive), "3" or "1,2,5" as a list of positive counts.
 std::vector<Eigen::Index> parse_counts(const std::string& text, const std::string& option);

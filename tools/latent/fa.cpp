@@ -1,11 +1,9 @@
 // latent fa fit: maximum-likelihood factor analysis with factanal-style output.
 #include "common.hpp"
+#include "save.hpp"
 
 #include <latent/models/factor_analysis.hpp>
 #include <latent/solvers/em.hpp>
-#ifdef LATENT_CLI_HAS_JSON
-#include <latent/io/json.hpp>
-#endif
 
 #include <cstdio>
 #include <memory>
@@ -96,12 +94,8 @@ void fa_fit(const fa_fit_args& a) {
   else
     std::printf("The degrees of freedom for the model is 0 and the fit was %.4f\n", r.objective);
   if (!a.out.empty()) {
-#ifdef LATENT_CLI_HAS_JSON
-    latent::save(fa, a.out);
+    save_model(fa, a.out);
     std::printf("\nSaved the fitted model (unrotated, in the data's units) to %s\n", a.out.c_str());
-#else
-    throw usage_error("--out: this build of latent cannot save models (it was built without nlohmann_json)");
-#endif
   }
 }
 

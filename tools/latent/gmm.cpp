@@ -1,5 +1,6 @@
 // latent gmm fit | predict: Gaussian mixtures chosen by an information criterion.
 #include "common.hpp"
+#include "save.hpp"
 
 #include <latent/model_selection.hpp>
 #include <latent/models/gaussian_mixture.hpp>
@@ -141,12 +142,8 @@ void gmm_fit(const gmm_fit_args& a) {
               c.aic, c.icl);
   print_model(*sel.model, t.names);
   if (!a.out.empty()) {
-#ifdef LATENT_CLI_HAS_JSON
-    latent::save(*sel.model, a.out);
+    save_model(*sel.model, a.out);
     std::printf("\nSaved the chosen model to %s\n", a.out.c_str());
-#else
-    throw usage_error("--out: this build of latent cannot save models (it was built without nlohmann_json)");
-#endif
   }
 }
 

@@ -74,3 +74,30 @@ cli_check(NAME random_effects_fit STATUS 0
 cli_check(NAME random_effects_one_column STATUS 2 STDERR "^latent: error: [^\n]*needs at least 2 columns"
   ARGS random-effects fit ${CMAKE_CURRENT_SOURCE_DIR}/test_data/one_column.csv)
 cli_check(NAME random_effects_help STATUS 0 STDOUT "one group per line" ARGS random-effects fit --help)
+
+# Discrete Bayesian network season -> rain -> wet on 13 records with 4 of 39 values missing
+# (test_data/weather.csv). Every missing value is barren (no observed variable below it in its
+# record), so the observed-data likelihood factorizes and its maximizer is the empirical
+# conditional frequency over the records where the family is observed (computed by hand):
+# P(summer) = 7/13 = 0.538462; P(rain = yes | summer) = 2/6, P(yes | winter) = 4/6;
+# P(wet | rain = no) = 1/5, P(wet | yes) = 4/5. Log-likelihood 7 log(7/13) + 6 log(6/13)
+# + 8 log(2/3) + 4 log(1/3) + 8 log(4/5) + 2 log(1/5) = -21.614608, 5 free parameters,
+# BIC = 43.229216 + 5 log 13 = 56.053963. Expected row counts: rain given summer 7 (one record
+# has rain missing), wet given rain = no 5 + 1 + 2/3 = 6.6667.
+cli_check(NAME bayesnet_fit STATUS 0
+  STDOUT "13 records of 3 variables, 4 of 39 values missing.*converged.*Log-likelihood \\(observed data\\) -21\\.6146[01][0-9]*, 5 free parameters, BIC 56\\.05(39|40).*P\\(season\\)\n +summer +winter +n\n +0\\.538462 +0\\.461538 +13\\.0000\n.*P\\(rain \\| season\\)\nseason +no +yes +n\nsummer +0\\.66666[67] +0\\.33333[34] +7\\.0000\nwinter +0\\.33333[34] +0\\.66666[67] +6\\.0000\n.*P\\(wet \\| rain\\)\nrain +dry +wet +n\nno +0\\.(800000|799999) +0\\.(200000|200001) +6\\.6667\nyes +0\\.(200000|199999) +0\\.(800000|800001) +6\\.3333"
+  ARGS bayesnet fit --graph ${tdata}/weather_graph.txt ${tdata}/weather.csv --quiet)
+cli_check(NAME bayesnet_help STATUS 0 STDOUT "child: parent1 parent2" ARGS bayesnet fit --help)
+cli_check(NAME bayesnet_cycle STATUS 2
+  STDERR "^latent: error: [^\n]*cycle_graph\\.txt: [^\n]*is on a cycle"
+  ARGS bayesnet fit --graph ${tdata}/cycle_graph.txt ${tdata}/weather.csv)
+cli_check(NAME bayesnet_unknown_column STATUS 2
+  STDERR "^latent: error: [^\n]*unknown_graph\\.txt: line 2: parent 'sprinkler' is not a column of the data file"
+  ARGS bayesnet fit --graph ${tdata}/unknown_graph.txt ${tdata}/weather.csv)
+cli_check(NAME bayesnet_unknown_state STATUS 2
+  STDERR "^latent: error: [^\n]*line 2, column 3 \\('wet'\\): 'wet' is not one of the states given"
+  ARGS bayesnet fit --graph ${tdata}/weather_graph.txt ${tdata}/weather.csv --states wet=dry,damp)
+if(nlohmann_json_FOUND)
+  cli_check(NAME bayesnet_fit_save STATUS 0 STDOUT "Saved the fitted network to bn\\.json"
+    ARGS bayesnet fit --graph ${tdata}/weather_graph.txt ${tdata}/weather.csv --out bn.json --quiet)
+endif()
