@@ -29,21 +29,8 @@ using latent::bnn_likelihood;
 using latent::bnn_options;
 using latent_test::IsApprox;
 using latent_test::make_rng;
+using latent_test::numeric_gradient;
 
-Eigen::VectorXd numeric_gradient(const std::function<double(const Eigen::VectorXd&)>& f, Eigen::VectorXd p,
-                                 double h = 1e-6) {
-  Eigen::VectorXd g(p.size());
-  for (Eigen::Index i = 0; i < p.size(); ++i) {
-    const double p0 = p(i);
-    p(i) = p0 + h;
-    const double up = f(p);
-    p(i) = p0 - h;
-    const double down = f(p);
-    p(i) = p0;
-    g(i) = (up - down) / (2 * h);
-  }
-  return g;
-}
 
 std::vector<Eigen::Index> all_columns(Eigen::Index n) {
   std::vector<Eigen::Index> v(static_cast<std::size_t>(n));
