@@ -33,27 +33,13 @@ namespace {
 
 using latent_test::IsApprox;
 using latent_test::make_rng;
+using latent_test::numeric_gradient;
 namespace nn = latent::nn;
 using nn::activation;
 
 const std::vector<activation> all_activations{activation::identity, activation::relu,     activation::tanh,
                                               activation::sigmoid,  activation::softplus, activation::elu};
 
-// Central finite differences of a scalar function of a vector, step h.
-Eigen::VectorXd numeric_gradient(const std::function<double(const Eigen::VectorXd&)>& f, Eigen::VectorXd p,
-                                 double h = 1e-6) {
-  Eigen::VectorXd g(p.size());
-  for (Eigen::Index i = 0; i < p.size(); ++i) {
-    const double p0 = p(i);
-    p(i) = p0 + h;
-    const double up = f(p);
-    p(i) = p0 - h;
-    const double down = f(p);
-    p(i) = p0;
-    g(i) = (up - down) / (2 * h);
-  }
-  return g;
-}
 
 double reference_activation(activation f, double a) {
   switch (f) {

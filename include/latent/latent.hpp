@@ -7,6 +7,7 @@
 #include <latent/core/amortized.hpp>
 #include <latent/core/callbacks.hpp>
 #include <latent/core/chi_square.hpp>
+#include <latent/core/chunks.hpp>
 #include <latent/core/concepts.hpp>
 #include <latent/core/elbo_concepts.hpp>
 #include <latent/core/error.hpp>
@@ -47,6 +48,7 @@
 #include <latent/solvers/sgd_elbo.hpp>
 #include <latent/solvers/variational_em.hpp>
 
+#include <latent/models/bayesian_mlp.hpp>
 #include <latent/models/discrete_bayes_net.hpp>
 #include <latent/models/factor_analysis.hpp>
 #include <latent/models/gaussian_mixture.hpp>

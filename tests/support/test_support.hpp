@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -42,6 +43,22 @@ class is_approx_matcher : public Catch::MatcherBase<Eigen::MatrixXd> {
 
 inline is_approx_matcher IsApprox(const Eigen::MatrixXd& expected, double rel = 1e-9, double abs = 0.0) {
   return {expected, rel, abs};
+}
+
+/// Central finite differences, step h, of a scalar function of a vector.
+inline Eigen::VectorXd numeric_gradient(const std::function<double(const Eigen::VectorXd&)>& f, Eigen::VectorXd p,
+                                        double h = 1e-6) {
+  Eigen::VectorXd g(p.size());
+  for (Eigen::Index i = 0; i < p.size(); ++i) {
+    const double p0 = p(i);
+    p(i) = p0 + h;
+    const double up = f(p);
+    p(i) = p0 - h;
+    const double down = f(p);
+    p(i) = p0;
+    g(i) = (up - down) / (2 * h);
+  }
+  return g;
 }
 
 /// Upper critical value of chi^2(dof) by Wilson-Hilferty; z = 4.753 gives a false-alarm

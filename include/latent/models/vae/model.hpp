@@ -4,6 +4,7 @@
 /// path) for `sgd_elbo` and an `AmortizedObjective` for the estimators, plus encode / decode /
 /// reconstruct / sample / interpolate on new data. See models/vae.hpp for the mathematics.
 
+#include <latent/core/chunks.hpp>
 #include <latent/core/elbo_concepts.hpp>
 #include <latent/core/error.hpp>
 #include <latent/core/numerics.hpp>
@@ -412,25 +413,8 @@ class basic_vae {
       if (g != nullptr) g->resize(num_parameters());
       ch.value = estimate_chunk(params, batch, j0, len, num_samples, g, ch);
     };
-    const int threads = static_cast<int>(std::min<Eigen::Index>(Eigen::nbThreads(), count));
-#if defined(_OPENMP)
-    if (threads > 1) {
-      std::exception_ptr error;
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-      for (Eigen::Index i = 0; i < count; ++i) {
-        try {
-          run(i);
-        } catch (...) {
-#pragma omp critical(latent_vae_error)
-          if (!error) error = std::current_exception();
-        }
-      }
-      if (error) std::rethrow_exception(error);
-    } else
-#endif
-    {
-      for (Eigen::Index i = 0; i < count; ++i) run(i);
-    }
+    const int threads = detail::chunk_threads(count);
+    detail::run_chunks(count, threads, run);
     double value = 0.0;
     for (Eigen::Index i = 0; i < count; ++i) value += chunks_[static_cast<std::size_t>(i)].value;
     if (grad != nullptr) add_chunk_gradients(*grad, count, threads);
@@ -440,16 +424,8 @@ class basic_vae {
   /// grad += the gradients of chunks 1..count-1, in chunk order, split over `threads` by
   /// segments of the parameter vector.
   void add_chunk_gradients(vector_type& grad, Eigen::Index count, int threads) {
-    if (count < 2) return;
-    const Eigen::Index p = grad.size(), segment = 1 << 14, segments = (p + segment - 1) / segment;
-    const auto add = [&](Eigen::Index t) {
-      const Eigen::Index begin = t * segment, len = std::min(segment, p - begin);
-      for (Eigen::Index i = 1; i < count; ++i) grad.segment(begin, len) += chunks_[static_cast<std::size_t>(i)].grad.segment(begin, len);
-    };
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-#endif
-    for (Eigen::Index t = 0; t < segments; ++t) add(t);
+    detail::add_chunk_vectors<S>(grad, count, threads,
+                                 [&](Eigen::Index i) -> const vector_type& { return chunks_[static_cast<std::size_t>(i)].grad; });
   }
 
   /// Observations batch[j0 .. j0 + len) with estimates and proposals laid out as in the full
