@@ -958,28 +958,32 @@ TEST_CASE("missing values: the objective is the observed-data log-likelihood and
 
 TEST_CASE("missing values: EM never lowers the objective; any thread count gives the same bits",
           "[gaussian_mixture][missing][monotone][threads]") {
+  // Monotone: two seeds per type, one thread. Threads: the first iterations on 1 and 2 threads
+  // (blocks of 64 columns, so each block holds a different set of patterns) give the same bits.
   for (covariance_type t : all_types) {
-    for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+    for (std::uint64_t seed = 1; seed <= 2; ++seed) {
       CAPTURE(to_string(t), seed);
       auto rng = make_rng(920 + seed);
       Eigen::MatrixXd x = latent::standard_normal(3, 600, rng);
       x.middleCols(200, 200).array() += 1.5;
       x.rightCols(200).row(1).array() -= 2.0;
       latent_test::mask_completely_at_random(x, 0.35, rng);
-      std::vector<latent::fit_result<latent::gaussian_mixture_params>> fits;
-      for (int threads : {1, 2}) {
-        auto r = make_rng(930 + seed);
-        latent::gaussian_mixture gmm(4, t, allow_missing);
-        fits.push_back(latent::em(gmm, x, r,
-                                  {.max_iterations = 150, .tolerance = 1e-12, .threads = threads, .block_size = 64}));
-      }
-      const auto& fit = fits[0];
+      latent::gaussian_mixture gmm(4, t, allow_missing);
+      auto r = make_rng(930 + seed);
+      const auto fit = latent::em(gmm, x, r, {.max_iterations = 100, .tolerance = 1e-12, .threads = 1});
       CHECK(fit.decreases == 0);
       for (std::size_t i = 1; i < fit.trace.size(); ++i)
         REQUIRE(fit.trace[i] >= fit.trace[i - 1] - 1e-10 * std::abs(fit.trace[i]));
-      CHECK(fits[1].trace == fit.trace);
-      CHECK(fits[1].params.means == fit.params.means);
-      CHECK(fits[1].params.covariances == fit.params.covariances);
+      if (seed > 1) continue;
+      std::vector<latent::fit_result<latent::gaussian_mixture_params>> fits;
+      for (int threads : {1, 2}) {
+        auto r2 = make_rng(940);
+        latent::gaussian_mixture g(4, t, allow_missing);
+        fits.push_back(latent::em(g, x, r2, {.max_iterations = 10, .threads = threads, .block_size = 64}));
+      }
+      CHECK(fits[1].trace == fits[0].trace);
+      CHECK(fits[1].params.means == fits[0].params.means);
+      CHECK(fits[1].params.covariances == fits[0].params.covariances);
     }
   }
 }

@@ -145,5 +145,31 @@ struct gathered_columns {
   basic_observations<S> view() const { return w.size() > 0 ? basic_observations<S>(x, w) : basic_observations<S>(x); }
 };
 
+/// The E-step of columns [begin, end) of a block holding missing values, shared by the
+/// Gaussian models: `complete(view, n)` runs the model's complete-data E-step on the block's n
+/// complete columns (gathered, with their weights) and returns their objective;
+/// `pattern(pat, xo, w)` gets each missingness pattern with its observed coordinates (|o| x n)
+/// and weights (n) in the accumulator type, adds its statistics and returns its objective.
+/// Returns the sum, complete columns first, then the patterns in order.
+/// @throws invalid_argument (split_by_pattern) for an infinite entry or an all-NaN column.
+template <Scalar S, class Complete, class Pattern>
+double e_step_by_pattern(const basic_observations<S>& x, Eigen::Index begin, Eigen::Index end, std::string_view fn,
+                         Complete&& complete, Pattern&& pattern) {
+  using A = accumulator_t<S>;
+  const missing_split split = split_by_pattern(x.x(), begin, end, fn);
+  double total = 0.0;
+  if (!split.complete.empty()) {
+    const gathered_columns<S> g(x, split.complete);
+    total += complete(g.view(), g.x.cols());
+  }
+  for (const missing_pattern& pat : split.patterns) {
+    vector_t<A> w(static_cast<Eigen::Index>(pat.columns.size()));
+    for (Eigen::Index i = 0; i < w.size(); ++i) w(i) = static_cast<A>(x.weight(pat.columns[static_cast<std::size_t>(i)]));
+    const matrix_t<A> xo = x.x()(pat.observed, pat.columns).template cast<A>();
+    total += pattern(pat, xo, w);
+  }
+  return total;
+}
+
 }  // namespace detail
 }  // namespace latent

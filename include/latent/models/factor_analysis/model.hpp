@@ -187,21 +187,14 @@ class basic_factor_analysis {
   double e_step_with_missing(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
     using A = accumulator_type;
     constexpr std::string_view fn = "factor_analysis::e_step";
-    const detail::missing_split split = detail::split_by_pattern(x.x(), begin, end, fn);
-    double total = 0.0;
-    if (!split.complete.empty()) {
-      const detail::gathered_columns<S> g(x, split.complete);
-      total += complete_e_step(g.view(), 0, g.x.cols(), s);
-    }
     vector_t<A> logp;
-    for (const detail::missing_pattern& pat : split.patterns) {
-      vector_t<A> w(static_cast<Eigen::Index>(pat.columns.size()));
-      for (Eigen::Index i = 0; i < w.size(); ++i) w(i) = static_cast<A>(x.weight(pat.columns[i]));
-      const matrix_t<A> xo = x.x()(pat.observed, pat.columns).template cast<A>();
-      if (!detail::fa_missing_pattern(c_, pat, xo, w, logp, &s))
-        throw numerical_error(concat(fn, ": the posterior precision of a missingness pattern does not factor"));
-      total += static_cast<double>(logp.dot(w));
-    }
+    const double total = detail::e_step_by_pattern(
+        x, begin, end, fn, [&](const data_type& xc, Eigen::Index n) { return complete_e_step(xc, 0, n, s); },
+        [&](const detail::missing_pattern& pat, const matrix_t<A>& xo, const vector_t<A>& w) {
+          if (!detail::fa_missing_pattern(c_, pat, xo, w, logp, &s))
+            throw numerical_error(concat(fn, ": the posterior precision of a missingness pattern does not factor"));
+          return static_cast<double>(logp.dot(w));
+        });
     if (!std::isfinite(total))
       throw numerical_error(concat(fn, ": non-finite objective ", total, " on data with missing values"));
     return total;
@@ -254,7 +247,7 @@ class basic_factor_analysis {
   double mean_field_e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s,
                            const mean_field& family, matrix_t<S>& mt) const {
     constexpr std::string_view fn = "factor_analysis::e_step";
-    validate(family, fn);
+    latent::validate(family, fn);
     const Eigen::Index b = end - begin;
     check_data(x, begin, end, s, fn);
     if (b <= 0) return 0.0;
@@ -341,7 +334,7 @@ class basic_factor_analysis {
       for (const detail::missing_pattern& pat : split.patterns) {
         const matrix_t<A> xo = x(pat.observed, pat.columns).template cast<A>();
         const vector_t<A> w = vector_t<A>::Ones(xo.cols());
-        if (!detail::fa_missing_pattern(c_, pat, xo, w, logp, nullptr))
+        if (!detail::fa_missing_pattern(c_, pat, xo, w, logp, static_cast<stats_type*>(nullptr)))
           throw numerical_error(concat(fn, ": the posterior precision of a missingness pattern does not factor"));
         out(pat.columns) = logp.transpose();
       }
@@ -385,7 +378,7 @@ class basic_factor_analysis {
   /// with every observation's ELBO.
   posterior_type mean_field_posterior_of(const Eigen::Ref<const matrix_t<S>>& x, const mean_field& family = {}) const {
     constexpr std::string_view fn = "factor_analysis::mean_field_posterior_of";
-    validate(family, fn);
+    latent::validate(family, fn);
     check_matrix(x, fn);
     const matrix_t<S> y = x.colwise() - p_.mean;
     posterior_type out;

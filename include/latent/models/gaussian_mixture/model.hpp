@@ -239,22 +239,14 @@ class basic_gaussian_mixture {
   /// complete-data E-step (gathered), the others by pattern (missing.hpp), in double.
   double expectation_with_missing(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
     constexpr std::string_view fn = "gaussian_mixture::e_step";
-    const detail::missing_split split = detail::split_by_pattern(x.x(), begin, end, fn);
-    double ll = 0.0;
-    if (!split.complete.empty()) {
-      const detail::gathered_columns<S> g(x, split.complete);
-      ll += expectation(g.view(), 0, g.x.cols(), s);
-    }
     detail::mixture::pattern_conditional cond;
-    for (const detail::missing_pattern& pat : split.patterns) {
-      Eigen::VectorXd w(static_cast<Eigen::Index>(pat.columns.size()));
-      for (Eigen::Index i = 0; i < w.size(); ++i) w(i) = static_cast<double>(x.weight(pat.columns[i]));
-      if (!detail::mixture::condition_on_pattern(p_, type_, c_.penalty, pat, detail::mixture::observed_block(x.x(), pat),
-                                                 true, cond))
-        throw numerical_error(concat(fn, ": a covariance's observed block does not factor"));
-      ll += detail::mixture::add_pattern_statistics(cond, pat, w, s);
-    }
-    return ll;
+    return detail::e_step_by_pattern(
+        x, begin, end, fn, [&](const data_type& xc, Eigen::Index n) { return expectation(xc, 0, n, s); },
+        [&](const detail::missing_pattern& pat, const auto& xo, const auto& w) {
+          if (!detail::mixture::condition_on_pattern(p_, type_, c_.penalty, pat, Eigen::MatrixXd(xo), true, cond))
+            throw numerical_error(concat(fn, ": a covariance's observed block does not factor"));
+          return detail::mixture::add_pattern_statistics(cond, pat, Eigen::VectorXd(w), s);
+        });
   }
 
   /// The M-step from `s` with `previous` as the fallback of components without weight: the new
