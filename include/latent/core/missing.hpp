@@ -15,8 +15,10 @@
 #include <Eigen/Core>
 
 #include <cmath>
+#include <cstddef>
 #include <map>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace latent {
