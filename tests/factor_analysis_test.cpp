@@ -14,6 +14,7 @@
 #include <latent/solvers/em.hpp>
 #include <latent/solvers/variational_em.hpp>
 
+#include <support/missing_values.hpp>
 #include <support/test_support.hpp>
 
 #include <Eigen/Cholesky>
@@ -960,6 +961,19 @@ double max_abs_diff(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
   REQUIRE(a.rows() == b.rows());
   REQUIRE(a.cols() == b.cols());
   return (a - b).cwiseAbs().maxCoeff();
+
+// ---- Missing values (NaN, missing at random) ------------------------------------------------
+
+namespace {
+
+const factor_analysis_options allow_missing{.missing_values = latent::missing_policy::allow};
+
+/// sum_n log N(x_n,o | mu_o, (Lambda Lambda^T + Psi)_oo), observation by observation.
+double observed_log_likelihood(const Eigen::MatrixXd& x, const factor_analysis_params& p) {
+  const Eigen::MatrixXd sigma = implied(p);
+  double ll = 0.0;
+  for (Eigen::Index n = 0; n < x.cols(); ++n) ll += latent_test::log_marginal_density(x.col(n), p.mean, sigma);
+  return ll;
 }
 
 }  // namespace
@@ -1165,4 +1179,155 @@ TEST_CASE("issue 14: the chi-square upper tail matches R's pchisq", "[factor_ana
   CHECK_THROWS_WITH(latent::chi_square_upper_tail(1.0, 0.0), Catch::Contains("'df'"));
   CHECK_THROWS_WITH(latent::chi_square_upper_tail(std::numeric_limits<double>::quiet_NaN(), 2.0), Catch::Contains("'x'"));
   CHECK(latent::chi_square_upper_tail(0.0, 3) == 1.0);
+
+TEST_CASE("missing values: with nothing missing, allowing them changes no bit", "[factor_analysis][missing]") {
+  auto rng = latent_test::make_rng(1901);
+  const factor_analysis_params truth = make_params(6, 2, rng);
+  const Eigen::MatrixXd x = simulate(truth, 700, rng);
+  for (noise_model noise : {noise_model::diagonal, noise_model::isotropic}) {
+    factor_analysis plain(2, {.noise = noise});
+    factor_analysis allowing(2, {.noise = noise, .missing_values = latent::missing_policy::allow});
+    plain.initialize_pca(x);
+    allowing.initialize_pca(x);
+    const auto a = latent::em(plain, x, {.max_iterations = 40, .block_size = 256});
+    const auto b = latent::em(allowing, x, {.max_iterations = 40, .block_size = 256});
+    CHECK(a.trace == b.trace);
+    CHECK(a.params.loadings == b.params.loadings);
+    CHECK(a.params.mean == b.params.mean);
+    CHECK(a.params.uniquenesses == b.params.uniquenesses);
+    CHECK(plain.log_likelihood_per_observation(x) == allowing.log_likelihood_per_observation(x));
+  }
+}
+
+TEST_CASE("missing values: the objective is the observed-data log-likelihood and EM's fixed point maximizes it",
+          "[factor_analysis][missing]") {
+  // d = 5, k = 1, N = 200, 25 % missing completely at random. At the EM fixed point every
+  // partial derivative of the direct per-observation log-likelihood (central differences, h =
+  // 1e-5: truncation ~1e-10 N, rounding ~1e-8) vanishes, to 1e-5 N, and steps of 1e-3 both
+  // ways lower it. (The loading's sign is a symmetry, not a direction: every partial derivative
+  // still vanishes.)
+  auto rng = latent_test::make_rng(1911);
+  factor_analysis_params truth;
+  truth.loadings = Eigen::VectorXd::LinSpaced(5, 1.0, 0.6);
+  truth.mean = Eigen::VectorXd::LinSpaced(5, -1.0, 1.0);
+  truth.uniquenesses = Eigen::VectorXd::Constant(5, 0.5);
+  Eigen::MatrixXd x = simulate(truth, 200, rng);
+  latent_test::mask_completely_at_random(x, 0.25, rng);
+  for (noise_model noise : {noise_model::diagonal, noise_model::isotropic}) {
+    CAPTURE(latent::to_string(noise));
+    factor_analysis fa(1, {.noise = noise, .missing_values = latent::missing_policy::allow});
+    fa.initialize_pca(x);
+    const auto fit = latent::em(fa, x, {.max_iterations = 50000, .tolerance = 1e-14});
+    REQUIRE(fit.converged());
+    const factor_analysis_params p = fa.params();
+    const double direct = observed_log_likelihood(x, p);
+    CHECK(fa.log_likelihood(x) == Approx(direct).epsilon(1e-12));
+    CHECK(fit.objective == Approx(direct).epsilon(1e-12));
+    std::vector<factor_analysis_params> directions;
+    const factor_analysis_params zero{Eigen::MatrixXd::Zero(5, 1), Eigen::VectorXd::Zero(5), Eigen::VectorXd::Zero(5)};
+    for (Eigen::Index j = 0; j < 5; ++j) {
+      auto e = zero;
+      e.loadings(j, 0) = 1.0;
+      directions.push_back(e);
+      e = zero;
+      e.mean(j) = 1.0;
+      directions.push_back(e);
+      e = zero;
+      if (noise == noise_model::diagonal) e.uniquenesses(j) = 1.0;
+      else e.uniquenesses.setOnes();
+      directions.push_back(e);
+    }
+    const auto moved = [&](const factor_analysis_params& e, double h) {
+      return factor_analysis_params{p.loadings + h * e.loadings, p.mean + h * e.mean, p.uniquenesses + h * e.uniquenesses};
+    };
+    const double h = 1e-5;
+    for (const auto& e : directions) {
+      const double g = (observed_log_likelihood(x, moved(e, h)) - observed_log_likelihood(x, moved(e, -h))) / (2 * h);
+      CAPTURE(g);
+      CHECK(std::abs(g) < 1e-5 * 200);
+      CHECK(observed_log_likelihood(x, moved(e, 1e-3)) < direct);
+      CHECK(observed_log_likelihood(x, moved(e, -1e-3)) < direct);
+    }
+  }
+}
+
+TEST_CASE("missing values: EM never lowers the log-likelihood; any thread count gives the same bits",
+          "[factor_analysis][missing][threads]") {
+  for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+    CAPTURE(seed);
+    auto rng = latent_test::make_rng(1920 + seed);
+    const factor_analysis_params truth = make_params(8, 2, rng);
+    Eigen::MatrixXd x = simulate(truth, 500, rng);
+    latent_test::mask_completely_at_random(x, 0.4, rng);
+    std::vector<latent::fit_result<factor_analysis_params>> fits;
+    for (int threads : {1, 2}) {
+      auto r = latent_test::make_rng(1930 + seed);
+      factor_analysis fa(2, allow_missing);
+      fa.initialize(x, r);
+      fits.push_back(latent::em(fa, x, {.max_iterations = 200, .tolerance = 1e-12, .threads = threads, .block_size = 64}));
+    }
+    const auto& fit = fits[0];
+    CHECK(fit.decreases == 0);
+    for (std::size_t i = 1; i < fit.trace.size(); ++i)
+      REQUIRE(fit.trace[i] >= fit.trace[i - 1] - 1e-10 * std::abs(fit.trace[i]));
+    CHECK(fits[1].trace == fit.trace);
+    CHECK(fits[1].params.loadings == fit.params.loadings);
+    CHECK(fits[1].params.uniquenesses == fit.params.uniquenesses);
+  }
+}
+
+TEST_CASE("missing values: the implied covariance under MCAR is consistent within standard errors",
+          "[factor_analysis][missing]") {
+  // N = 4000, 30 % missing completely at random. Sigma_ij's standard error from the pairs that
+  // see both coordinates: sqrt((S_ii S_jj + S_ij^2) / (N (1 - p)^2)); tolerance 5 SE per entry.
+  auto rng = latent_test::make_rng(1941);
+  const factor_analysis_params truth = make_params(5, 2, rng);
+  const Eigen::Index n = 4000;
+  const double p_missing = 0.3;
+  Eigen::MatrixXd x = simulate(truth, n, rng);
+  latent_test::mask_completely_at_random(x, p_missing, rng);
+  factor_analysis fa(2, allow_missing);
+  fa.initialize_pca(x);
+  const auto fit = latent::em(fa, x, {.max_iterations = 5000, .tolerance = 1e-10});
+  REQUIRE(fit.converged());
+  const Eigen::MatrixXd s = implied(truth), got = fa.implied_covariance();
+  for (Eigen::Index i = 0; i < 5; ++i) {
+    CHECK(std::abs(fa.params().mean(i) - truth.mean(i)) < 5.0 * std::sqrt(s(i, i) / (n * (1 - p_missing))));
+    for (Eigen::Index j = 0; j <= i; ++j) {
+      CAPTURE(i, j);
+      const double se = std::sqrt((s(i, i) * s(j, j) + s(i, j) * s(i, j)) / (n * (1 - p_missing) * (1 - p_missing)));
+      CHECK(std::abs(got(i, j) - s(i, j)) < 5.0 * se);
+    }
+  }
+}
+
+TEST_CASE("missing values: NaN without the option, unobserved variables or columns, inf: invalid_argument",
+          "[factor_analysis][missing][errors]") {
+  auto rng = latent_test::make_rng(1951);
+  const factor_analysis_params truth = make_params(5, 1, rng);
+  Eigen::MatrixXd x = simulate(truth, 100, rng);
+  x(2, 9) = std::numeric_limits<double>::quiet_NaN();
+  {
+    factor_analysis fa(1);  // default: NaN is invalid
+    CHECK_THROWS_AS(fa.initialize_pca(x), latent::invalid_argument);
+    CHECK_THROWS_AS(fa.initialize(x, rng), latent::invalid_argument);
+    fa.set_params(truth);
+    CHECK_THROWS_AS(latent::em(fa, x), latent::invalid_argument);
+    CHECK_THROWS_AS(fa.log_likelihood(x), latent::invalid_argument);
+  }
+  factor_analysis fa(1, allow_missing);
+  fa.initialize_pca(x);  // one NaN is fine
+  Eigen::MatrixXd no_variable = x;
+  no_variable.row(3).setConstant(std::numeric_limits<double>::quiet_NaN());
+  CHECK_THROWS_AS(fa.initialize_pca(no_variable), latent::invalid_argument);
+  CHECK_THROWS_AS(fa.initialize(no_variable, rng), latent::invalid_argument);
+  CHECK_THROWS_AS(latent::em(fa, no_variable), latent::invalid_argument);
+  Eigen::MatrixXd no_column = x;
+  no_column.col(4).setConstant(std::numeric_limits<double>::quiet_NaN());
+  CHECK_THROWS_AS(latent::em(fa, no_column), latent::invalid_argument);
+  CHECK_THROWS_AS(fa.log_likelihood(no_column), latent::invalid_argument);
+  Eigen::MatrixXd infinite = x;
+  infinite(0, 3) = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_AS(latent::em(fa, infinite), latent::invalid_argument);
+  CHECK_THROWS_AS(fa.log_likelihood(infinite), latent::invalid_argument);
 }

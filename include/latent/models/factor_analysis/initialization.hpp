@@ -24,6 +24,13 @@ template <std::uniform_random_bit_generator Rng>
 void basic_factor_analysis<S>::initialize(const data_type& x, Rng& rng) {
   using A = accumulator_type;
   constexpr std::string_view fn = "factor_analysis::initialize";
+  if (has_missing(x.x())) {
+    // Missing values: the start of the data with every NaN replaced by its variable's observed mean.
+    detail::require_missing_at_random_data(x, fn);
+    const matrix_t<S> filled = detail::impute_observed_means(x);
+    initialize(x.weighted() ? data_type(filled, x.weights()) : data_type(filled), rng);
+    return;
+  }
   check_initial_data(x, fn);
   const Eigen::Index d = x.dim();
   vector_t<A> mean, var;

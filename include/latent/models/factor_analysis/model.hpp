@@ -5,12 +5,14 @@
 /// mathematics.
 
 #include <latent/core/error.hpp>
+#include <latent/core/missing.hpp>
 #include <latent/core/observations.hpp>
 #include <latent/core/random.hpp>
 #include <latent/core/scalar.hpp>
 #include <latent/core/variational_families.hpp>
 #include <latent/models/factor_analysis/closed_form.hpp>
 #include <latent/models/factor_analysis/kernels.hpp>
+#include <latent/models/factor_analysis/missing.hpp>
 #include <latent/models/factor_analysis/moment_model.hpp>
 #include <latent/models/factor_analysis/options.hpp>
 #include <latent/models/factor_analysis/params.hpp>
@@ -119,6 +121,14 @@ class basic_factor_analysis {
   Eigen::Index num_observations(const data_type& x) const { return x.size(); }
   double observation_weight(const data_type& x) const { return static_cast<double>(x.total_weight()); }
 
+  /// Checks data once before a fit: with `missing_values = allow` and NaN in `x`, no infinite
+  /// entry, every variable observed in some column and every column in some variable (the
+  /// E-step checks everything else block by block).
+  /// @throws invalid_argument naming the problem.
+  void validate(const data_type& x) const {
+    if (has_missing(x.x())) detail::require_missing_at_random_data(x, "factor_analysis");
+  }
+
   /// Statistics of no data, about the current mean.
   stats_type zero_stats() const {
     require_params("factor_analysis::zero_stats");
@@ -136,12 +146,25 @@ class basic_factor_analysis {
 
   /// Exact E-step over columns [begin, end): adds E[T] under p(z | x) into `s` and returns
   /// sum_n w_n log p(x_n). O((end - begin) d k), in S; the block's sums are added in double.
-  /// @throws invalid_argument if `x` does not have d rows or the block is not finite.
+  /// With `missing_values = allow`, a block holding NaN conditions its incomplete columns on
+  /// their observed coordinates (missing.hpp; the complete ones take the path above unchanged)
+  /// and returns their observed-data log-likelihood.
+  /// @throws invalid_argument if `x` does not have d rows or the block is not finite (or NaN,
+  ///         when missing values are allowed; a column with every entry NaN is an error).
   double e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
     constexpr std::string_view fn = "factor_analysis::e_step";
     const Eigen::Index b = end - begin;
     check_data(x, begin, end, s, fn);
     if (b <= 0) return 0.0;
+    if (has_missing(x.x().middleCols(begin, b))) return e_step_with_missing(x, begin, end, s);
+    return complete_e_step(x, begin, end, s);
+  }
+
+ private:
+  /// The exact E-step of complete columns [begin, end) (non-empty), after the checks.
+  double complete_e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
+    constexpr std::string_view fn = "factor_analysis::e_step";
+    const Eigen::Index b = end - begin;
     const matrix_t<S> y = x.x().middleCols(begin, b).colwise() - p_.mean;
     matrix_t<S> ut, ezt;
     vector_t<S> quad;
@@ -152,6 +175,32 @@ class basic_factor_analysis {
     detail::fa_accumulate(c_, x, begin, y, ezt, c_.m_inv, /*exact=*/true, s, fn);
     return total;
   }
+
+  /// True if missing values are allowed and `x` holds one (a NaN).
+  template <class X>
+  bool has_missing(const X& x) const {
+    return opts_.missing_values == missing_policy::allow && x.hasNaN();
+  }
+
+  /// The exact E-step of columns [begin, end) holding missing values: the complete columns by
+  /// `complete_e_step` (gathered), the others by pattern (missing.hpp), in double.
+  double e_step_with_missing(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
+    using A = accumulator_type;
+    constexpr std::string_view fn = "factor_analysis::e_step";
+    vector_t<A> logp;
+    const double total = detail::e_step_by_pattern(
+        x, begin, end, fn, [&](const data_type& xc, Eigen::Index n) { return complete_e_step(xc, 0, n, s); },
+        [&](const detail::missing_pattern& pat, const matrix_t<A>& xo, const vector_t<A>& w) {
+          if (!detail::fa_missing_pattern(c_, pat, xo, w, logp, &s))
+            throw numerical_error(concat(fn, ": the posterior precision of a missingness pattern does not factor"));
+          return static_cast<double>(logp.dot(w));
+        });
+    if (!std::isfinite(total))
+      throw numerical_error(concat(fn, ": non-finite objective ", total, " on data with missing values"));
+    return total;
+  }
+
+ public:
 
   /// Mean-field variational E-step over columns [begin, end): coordinate ascent on
   /// q(z_n) = prod_j N(m_nj, s_j^2) from m = 0 until no mean moves by more than
@@ -198,7 +247,7 @@ class basic_factor_analysis {
   double mean_field_e_step(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s,
                            const mean_field& family, matrix_t<S>& mt) const {
     constexpr std::string_view fn = "factor_analysis::e_step";
-    validate(family, fn);
+    latent::validate(family, fn);
     const Eigen::Index b = end - begin;
     check_data(x, begin, end, s, fn);
     if (b <= 0) return 0.0;
@@ -238,7 +287,15 @@ class basic_factor_analysis {
   void initialize_pca(const moments_type& m);
 
   /// `initialize_pca(sample_moments::from_data(x))`. O(N d^2 + d^3).
+  /// With missing values (option `missing_values = allow`): the moments of the data with every
+  /// NaN replaced by its variable's observed mean.
   void initialize_pca(const data_type& x) {
+    if (has_missing(x.x())) {
+      detail::require_missing_at_random_data(x, "factor_analysis::initialize_pca");
+      const matrix_t<S> filled = detail::impute_observed_means(x);
+      initialize_pca(x.weighted() ? data_type(filled, x.weights()) : data_type(filled));
+      return;
+    }
     check_initial_data(x, "factor_analysis::initialize_pca");
     initialize_pca(moments_type::from_data(x));
   }
@@ -259,8 +316,31 @@ class basic_factor_analysis {
 
   /// log p(x_n) for every column of `x` (d x N), by Woodbury and the determinant lemma: 1 x N,
   /// in double (`accumulator_t<S>`; the quadratic forms are computed in S).
+  /// With `missing_values = allow`, a column holding NaN gets the log-density of its observed
+  /// coordinates, log p(x_n,o).
   row_vector_t<accumulator_type> log_likelihood_per_observation(const Eigen::Ref<const matrix_t<S>>& x) const {
-    check_matrix(x, "factor_analysis::log_likelihood_per_observation");
+    constexpr std::string_view fn = "factor_analysis::log_likelihood_per_observation";
+    if (has_missing(x)) {
+      using A = accumulator_type;
+      require_params(fn);
+      detail::require_rows(x, dim(), fn, "x");
+      const detail::missing_split split = detail::split_by_pattern(x, 0, x.cols(), fn);
+      row_vector_t<A> out(x.cols());
+      if (!split.complete.empty()) {
+        const matrix_t<S> xc = x(Eigen::all, split.complete);
+        out(split.complete) = log_likelihood_per_observation(xc);
+      }
+      vector_t<A> logp;
+      for (const detail::missing_pattern& pat : split.patterns) {
+        const matrix_t<A> xo = x(pat.observed, pat.columns).template cast<A>();
+        const vector_t<A> w = vector_t<A>::Ones(xo.cols());
+        if (!detail::fa_missing_pattern(c_, pat, xo, w, logp, static_cast<stats_type*>(nullptr)))
+          throw numerical_error(concat(fn, ": the posterior precision of a missingness pattern does not factor"));
+        out(pat.columns) = logp.transpose();
+      }
+      return out;
+    }
+    check_matrix(x, fn);
     const matrix_t<S> y = x.colwise() - p_.mean;
     matrix_t<S> ut, ezt;
     vector_t<S> quad;
@@ -298,7 +378,7 @@ class basic_factor_analysis {
   /// with every observation's ELBO.
   posterior_type mean_field_posterior_of(const Eigen::Ref<const matrix_t<S>>& x, const mean_field& family = {}) const {
     constexpr std::string_view fn = "factor_analysis::mean_field_posterior_of";
-    validate(family, fn);
+    latent::validate(family, fn);
     check_matrix(x, fn);
     const matrix_t<S> y = x.colwise() - p_.mean;
     posterior_type out;

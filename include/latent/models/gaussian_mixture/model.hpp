@@ -20,8 +20,15 @@
 /// Precision: data, parameters, densities and responsibilities are in S; the E-step sums a
 /// chunk of observations in S and adds every 2048 columns into the double statistics; the
 /// M-step computes the parameters in double and rounds them to S; log-likelihoods are double.
+///
+/// Missing values (option `missing_values = missing_policy::allow`): NaN entries are missing at
+/// random. A block of the E-step without NaN runs the path above unchanged (bit for bit); in a
+/// block with NaN the complete columns still do, and the others are grouped by missingness
+/// pattern and conditioned on their observed coordinates (missing.hpp). The objective is then
+/// the observed-data log-likelihood, sum_n w_n log sum_k pi_k N(x_n,o | mu_k,o, Sigma_k,oo).
 
 #include <latent/core/error.hpp>
+#include <latent/core/missing.hpp>
 #include <latent/core/numerics.hpp>
 #include <latent/core/observations.hpp>
 #include <latent/core/random.hpp>
@@ -30,6 +37,7 @@
 #include <latent/models/gaussian_mixture/estep.hpp>
 #include <latent/models/gaussian_mixture/initialization.hpp>
 #include <latent/models/gaussian_mixture/kernels.hpp>
+#include <latent/models/gaussian_mixture/missing.hpp>
 #include <latent/models/gaussian_mixture/mstep.hpp>
 #include <latent/models/gaussian_mixture/options.hpp>
 #include <latent/models/gaussian_mixture/params.hpp>
@@ -137,10 +145,19 @@ class basic_gaussian_mixture {
   /// the covariance type (full: N > d; tied: N >= d + K), and a spread per coordinate whose
   /// squares the model can sum (see the model's page, "Bad input").
   /// @throws invalid_argument naming the problem.
+  /// With `missing_values = allow`, NaN entries are accepted (not inf), but every coordinate
+  /// must be observed somewhere and every column somewhere; the other checks apply to the data
+  /// with each NaN replaced by its coordinate's observed mean.
   void validate(const data_type& x) const {
     constexpr std::string_view fn = "gaussian_mixture";
     require_params(fn);
     detail::require_rows(x.x(), dim(), fn, "x");
+    if (has_missing(x.x())) {
+      detail::require_missing_at_random_data(x, fn);
+      const matrix_t<S> filled = detail::impute_observed_means(x);
+      detail::mixture::check_fit_data(same_weights(x, filled), k_, type_, fn);
+      return;
+    }
     detail::mixture::check_fit_data(x, k_, type_, fn);
   }
 
@@ -166,7 +183,8 @@ class basic_gaussian_mixture {
     detail::require(0 <= begin && begin <= end && end <= x.size(), fn, "the column range [", begin, ", ", end,
                     ") must lie within the N = ", x.size(), " columns of 'x'");
     detail::mixture::check_stats(s, k_, dim(), type_, fn);
-    const double ll = expectation(x, begin, end, s);
+    const double ll = has_missing(x.x().middleCols(begin, end - begin)) ? expectation_with_missing(x, begin, end, s)
+                                                                        : expectation(x, begin, end, s);
     if (!std::isfinite(ll))
       throw numerical_error(concat(fn, ": the objective of columns [", begin, ", ", end, ") is ", ll,
                                    ": an observation is so far from every component that its density is not "
@@ -206,6 +224,31 @@ class basic_gaussian_mixture {
     return estep_type::expectation(x, begin, end, type_, c_, p_, s);
   }
 
+  /// True if missing values are allowed and `x` holds one (a NaN).
+  template <class X>
+  bool has_missing(const X& x) const {
+    return opts_.missing_values == missing_policy::allow && x.hasNaN();
+  }
+
+  /// Observations `filled` with the weights of `x`.
+  static data_type same_weights(const data_type& x, const matrix_t<S>& filled) {
+    return x.weighted() ? data_type(filled, x.weights()) : data_type(filled);
+  }
+
+  /// The E-step over columns [begin, end) holding missing values: the complete columns by the
+  /// complete-data E-step (gathered), the others by pattern (missing.hpp), in double.
+  double expectation_with_missing(const data_type& x, Eigen::Index begin, Eigen::Index end, stats_type& s) const {
+    constexpr std::string_view fn = "gaussian_mixture::e_step";
+    detail::mixture::pattern_conditional cond;
+    return detail::e_step_by_pattern(
+        x, begin, end, fn, [&](const data_type& xc, Eigen::Index n) { return expectation(xc, 0, n, s); },
+        [&](const detail::missing_pattern& pat, const auto& xo, const auto& w) {
+          if (!detail::mixture::condition_on_pattern(p_, type_, c_.penalty, pat, Eigen::MatrixXd(xo), true, cond))
+            throw numerical_error(concat(fn, ": a covariance's observed block does not factor"));
+          return detail::mixture::add_pattern_statistics(cond, pat, Eigen::VectorXd(w), s);
+        });
+  }
+
   /// The M-step from `s` with `previous` as the fallback of components without weight: the new
   /// parameters and their cache, the model untouched. @throws numerical_error (see m_step)
   std::pair<params_type, cache_type> maximized(const stats_type& s, const params_type& previous) const {
@@ -234,9 +277,19 @@ class basic_gaussian_mixture {
   ///         entries, too few observations for the covariance type, a spread whose squares
   ///         overflow) or have no positive weight
   /// @throws numerical_error if the start's M-step fails (see m_step)
+  ///
+  /// With missing values (option `missing_values = allow`), the start is drawn from the data
+  /// with every NaN replaced by its coordinate's observed (weighted) mean; EM then conditions
+  /// on the observed coordinates.
   template <std::uniform_random_bit_generator Rng>
   void initialize(const data_type& x, Rng& rng) {
     constexpr std::string_view fn = "gaussian_mixture::initialize";
+    if (has_missing(x.x())) {
+      detail::require_missing_at_random_data(x, fn);
+      const matrix_t<S> filled = detail::impute_observed_means(x);
+      initialize(same_weights(x, filled), rng);
+      return;
+    }
     const Eigen::VectorXd lo = detail::mixture::check_fit_data(x, k_, type_, fn);
     detail::require(x.total_weight() > 0.0, fn, "argument 'weights' must not all be zero");
     const Eigen::Index d = x.dim(), n = x.size();
@@ -377,14 +430,25 @@ class basic_gaussian_mixture {
                  std::string_view fn) const {
     require_params(fn);
     detail::require_rows(x, dim(), fn, "x");
-    detail::require_finite(x, fn, "x");
+    const bool missing = has_missing(x);
+    if (!missing) detail::require_finite(x, fn, "x");
     estep_type::log_joint(x, type_, c_, r);
+    if (missing) {
+      // Columns with NaN: the log-joint of their observed coordinates (missing.hpp).
+      detail::mixture::pattern_conditional cond;
+      for (const detail::missing_pattern& pat : detail::split_by_pattern(x, 0, x.cols(), fn).patterns) {
+        if (!detail::mixture::condition_on_pattern(p_, type_, Eigen::VectorXd(), pat,
+                                                   detail::mixture::observed_block(x, pat), false, cond))
+          throw numerical_error(concat(fn, ": a covariance's observed block does not factor"));
+        r(Eigen::all, pat.columns) = cond.log_joint.template cast<S>();
+      }
+    }
     lse.resize(x.cols());
     normalize_columns_log(r, lse);
     if (lse.allFinite()) return;
     Eigen::VectorXd rn;
     for (Eigen::Index n = 0; n < x.cols(); ++n) {
-      if (std::isfinite(lse(n))) continue;
+      if (std::isfinite(lse(n)) || (missing && x.col(n).hasNaN())) continue;
       lse(n) = static_cast<S>(detail::mixture::far_posterior(x.col(n).template cast<double>(), p_, type_, c_, rn));
       r.col(n) = rn.template cast<S>();
     }

@@ -3,6 +3,8 @@
 /// The Gaussian mixture's structural choices and options: covariance restriction,
 /// initialization, regularization. They hold no Eigen type and are the same for every scalar.
 
+#include <latent/core/missing_policy.hpp>
+
 #include <cstddef>
 #include <string_view>
 
@@ -42,11 +44,13 @@ enum class mixture_init {
 /// | `init` | how `initialize(x, rng)` draws starting parameters | k-means++ |
 /// | `kmeans_iterations` | Lloyd iterations after k-means++ seeding | 10 |
 /// | `min_component_weight` | a component whose expected weight falls below this fraction of the total keeps its previous mean and covariance (its weight becomes its tiny share, possibly 0) instead of being re-estimated from almost no data | 1e-10 |
+/// | `missing_values` | `allow`: NaN entries are values missing at random (the E-step conditions on each observation's observed coordinates; see the model's page, "Missing values"); `reject`: NaN is invalid input | reject |
 struct gaussian_mixture_options {
   double reg_covar = 1e-6;
   mixture_init init = mixture_init::kmeans_plus_plus;
   std::size_t kmeans_iterations = 10;
   double min_component_weight = 1e-10;
+  missing_policy missing_values = missing_policy::reject;
 };
 
 }  // namespace latent
