@@ -168,6 +168,30 @@ TEST_CASE("factor analysis, Neyman-Scott and a Bayesian network round-trip bit-e
   CHECK(identical(net2.log_likelihood_per_observation(records), net.log_likelihood_per_observation(records)));
 }
 
+TEST_CASE("the missing-values option is saved and loaded; a file without it means reject", "[json][missing]") {
+  Eigen::MatrixXd x = cluster_data<double>(80, 4);
+  x(0, 3) = std::numeric_limits<double>::quiet_NaN();  // a value missing at random
+  x(1, 10) = std::numeric_limits<double>::quiet_NaN();
+  latent::gaussian_mixture gmm(2, covariance_type::full, {.missing_values = latent::missing_policy::allow});
+  auto rng = make_rng(5);
+  latent::em(gmm, x, rng, {.max_iterations = 20});
+  nlohmann::json j = latent::to_json(gmm);
+  CHECK(j["options"]["missing_values"] == "allow");
+  const auto back = latent::from_json<latent::gaussian_mixture>(j);
+  CHECK(back.options().missing_values == latent::missing_policy::allow);
+  CHECK(back.log_likelihood(x) == gmm.log_likelihood(x));  // observed-data log-likelihood, same bits
+  j["options"].erase("missing_values");
+  CHECK(latent::from_json<latent::gaussian_mixture>(j).options().missing_values == latent::missing_policy::reject);
+  j["options"]["missing_values"] = "sometimes";
+  CHECK_THROWS_AS(latent::from_json<latent::gaussian_mixture>(j), latent::invalid_argument);
+
+  latent::factor_analysis fa(1, {.missing_values = latent::missing_policy::allow});
+  latent::em(fa, x, rng, {.max_iterations = 20});
+  const auto fa2 = latent::from_json<latent::factor_analysis>(latent::to_json(fa));
+  CHECK(fa2.options().missing_values == latent::missing_policy::allow);
+  CHECK(fa2.log_likelihood(x) == fa.log_likelihood(x));
+}
+
 TEST_CASE("a VAE's architecture and weights, and a linear VAE's parameters, round-trip bit-exactly", "[json][vae]") {
   const Eigen::MatrixXd x = cluster_data<double>(40, 4);
   latent::vae_options o{.latent_dim = 2,

@@ -262,11 +262,20 @@ json json_matrix(const Eigen::DenseBase<Derived>& m, std::string_view what) {
 inline constexpr std::string_view covariance_names[] = {"full", "diagonal", "spherical", "tied"};
 inline constexpr std::string_view mixture_init_names[] = {"kmeans++", "random_points"};
 inline constexpr std::string_view noise_names[] = {"diagonal", "isotropic"};
+inline constexpr std::string_view missing_names[] = {"reject", "allow"};
 inline constexpr std::string_view prior_names[] = {"estimated", "fixed"};
 inline constexpr std::string_view unseen_names[] = {"keep_previous", "uniform"};
 inline constexpr std::string_view activation_names[] = {"identity", "relu", "tanh", "sigmoid", "softplus", "elu"};
 inline constexpr std::string_view likelihood_names[] = {"bernoulli", "gaussian", "gaussian_shared"};
+
 inline constexpr std::string_view bound_names[] = {"elbo", "iwae"};
+
+/// The `missing_values` option, optional in a file (absent: `reject`, the default).
+template <class Options>
+void json_read_missing(const nlohmann::json& options, Options& o) {
+  if (const auto it = options.find("missing_values"); it != options.end())
+    o.missing_values = json_field::enumeration<missing_policy>(*it, "options.missing_values", missing_names);
+}
 
 /// names[e], or throw if `e` is not one of the enumerators.
 template <class E, std::size_t N>
@@ -339,7 +348,8 @@ struct json_traits<basic_gaussian_mixture<S>> {
     f["options"] = {{"reg_covar", o.reg_covar},
                     {"init", detail::json_enum_name(o.init, detail::mixture_init_names, "init")},
                     {"kmeans_iterations", o.kmeans_iterations},
-                    {"min_component_weight", o.min_component_weight}};
+                    {"min_component_weight", o.min_component_weight},
+                    {"missing_values", detail::json_enum_name(o.missing_values, detail::missing_names, "missing_values")}};
     nlohmann::json covs = nlohmann::json::array();
     for (const auto& c : p.covariances) covs.push_back(detail::json_matrix(c, "covariances"));
     f["parameters"] = {{"weights", detail::json_vector(p.weights, "weights")},
@@ -365,6 +375,7 @@ struct json_traits<basic_gaussian_mixture<S>> {
                     static_cast<std::int64_t>(max_iteration_count)));
     o.min_component_weight =
         jf::number(jf::member(op, "options", "min_component_weight"), "options.min_component_weight");
+    detail::json_read_missing(op, o);
     const auto& pa = jf::member(f, "", "parameters");
     basic_gaussian_mixture_params<S> p;
     p.weights = jf::vector<S>(jf::member(pa, "parameters", "weights"), "parameters.weights", K);
@@ -394,7 +405,9 @@ struct json_traits<basic_factor_analysis<S>> {
     const auto& p = m.params();
     f["structure"] = {{"factors", m.factors()}, {"dim", m.dim()}};
     f["options"] = {{"noise", detail::json_enum_name(m.options().noise, detail::noise_names, "noise")},
-                    {"uniqueness_floor", m.options().uniqueness_floor}};
+                    {"uniqueness_floor", m.options().uniqueness_floor},
+                    {"missing_values",
+                     detail::json_enum_name(m.options().missing_values, detail::missing_names, "missing_values")}};
     f["parameters"] = {{"loadings", detail::json_matrix(p.loadings, "loadings")},
                        {"mean", detail::json_vector(p.mean, "mean")},
                        {"uniquenesses", detail::json_vector(p.uniquenesses, "uniquenesses")}};
@@ -409,6 +422,7 @@ struct json_traits<basic_factor_analysis<S>> {
     factor_analysis_options o;
     o.noise = jf::enumeration<noise_model>(jf::member(op, "options", "noise"), "options.noise", detail::noise_names);
     o.uniqueness_floor = jf::number(jf::member(op, "options", "uniqueness_floor"), "options.uniqueness_floor");
+    detail::json_read_missing(op, o);
     const auto& pa = jf::member(f, "", "parameters");
     basic_factor_analysis_params<S> p;
     p.loadings = jf::matrix<S>(jf::member(pa, "parameters", "loadings"), "parameters.loadings", d, k);
