@@ -1189,11 +1189,13 @@ TEST_CASE("issue 14: the factor analysis observed information equals the finite-
   };
   for (const factor_analysis_params& at : {fitted.params(), truth}) {
     const Eigen::VectorXd t = pack(at);
-    // Steps 1e-4 of each parameter's scale: truncation ~1e-8 relative, rounding ~1e-16 |l| / h^2.
+    // Steps h = 1e-4 of each parameter's scale (>= 1e-5): truncation ~1e-8 relative; rounding
+    // ~eps |l| / h^2 ~ 2e-16 * 4e3 / 1e-9 ~ 1e-3 per entry, against entries ~1e2..1e3 and a
+    // Frobenius norm ~2e3 over 324 entries: ~1e-5 relative in the norm (measured: 2.3e-6).
     const Eigen::VectorXd h = 1e-4 * t.cwiseAbs().cwiseMax(0.1);
     const Eigen::MatrixXd fd = -latent_test::finite_difference_hessian(log_lik, t, h);
     const Eigen::MatrixXd info = latent::factor_analysis_observed_information(at, m);
-    CHECK_THAT(info, IsApprox(fd, 1e-6));
+    CHECK_THAT(info, IsApprox(fd, 2e-5));
   }
   // At the MLE the information is singular in exactly the k(k-1)/2 = 1 rotation direction
   // Lambda -> Lambda A (A skew), and positive definite on the rest.
