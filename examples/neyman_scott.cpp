@@ -63,7 +63,7 @@ int main() {
     const latent::neyman_scott_standard_errors se = latent::standard_errors(model, latent::observations(y));
     const auto& p = model.params();
     std::printf("\nK = 5, N = 1000: marginal MLE with standard errors (observed information)\n");
-    std::printf("  %-6s %9s %9s   %-20s %s\n", "", "estimate", "SE", "95%% interval", "truth");
+    std::printf("  %-6s %9s %9s   %-20s %s\n", "", "estimate", "SE", "95% interval", "truth");
     const double est[] = {p.theta, p.mu, p.tau2}, sds[] = {se.theta, se.mu, se.tau2}, tru[] = {theta, mu, tau2};
     const char* names[] = {"theta", "mu", "tau2"};
     for (int i = 0; i < 3; ++i)
