@@ -209,9 +209,10 @@ inline void print_factanal(std::ostream& os, const factanal_result& r, const std
   }
   if (r.has_test) {
     std::snprintf(buf, sizeof buf, "%.3g", r.p_value);
+    const std::string p_value(buf);  // num() below reuses buf
     os << "\nTest of the hypothesis that " << r.factors << (r.factors == 1 ? " factor is" : " factors are")
        << " sufficient.\nThe chi square statistic is " << num(r.statistic, 2, 0) << " on " << r.degrees_of_freedom
-       << (r.degrees_of_freedom == 1.0 ? " degree" : " degrees") << " of freedom.\nThe p-value is " << buf << '\n';
+       << (r.degrees_of_freedom == 1.0 ? " degree" : " degrees") << " of freedom.\nThe p-value is " << p_value << '\n';
   } else {
     os << "\nThe degrees of freedom for the model is " << r.degrees_of_freedom << " and the fit was "
        << num(r.objective, 4, 0) << '\n';
