@@ -4,7 +4,8 @@
 //
 // Simulation: theta = 2, z_n ~ N(0.5, 1), K replicates per group. For N = 10^2 ... 10^6 groups
 // (prefixes of one sample) the table shows the joint MLE heading to theta (K-1)/K and the
-// marginal MLE found by EM heading to theta, for K = 2 and K = 5; then the K = 5 fit in float.
+// marginal MLE found by EM heading to theta, for K = 2 and K = 5; then the K = 5 fit in float,
+// and the standard errors of the marginal MLE on N = 1000 groups (observed information).
 // With --plot-data DIR it also writes both estimates on a finer grid of N (the closed forms,
 // which EM reaches) for docs/figures/make_figures.sh.
 #include <latent/models/neyman_scott.hpp>
@@ -69,6 +70,23 @@ int main(int argc, char** argv) {
                 fit.params.theta, fit.params.tau2, fit.iterations, exact.params.theta, exact.params.tau2,
                 std::abs(fit.params.theta - exact.params.theta) / exact.params.theta,
                 std::abs(fit.params.tau2 - exact.params.tau2) / exact.params.tau2);
+  }
+  // Standard errors of the marginal MLE from the observed information, and 95% intervals
+  // (estimate +- 1.96 SE), for one data set of N = 1000 groups of K = 5.
+  {
+    const latent::neyman_scott truth(5, {theta, mu, tau2});
+    const Eigen::MatrixXd y = truth.sample(1000, rng);
+    latent::neyman_scott model(5);
+    latent::em(model, y, {.max_iterations = 1000, .tolerance = 1e-13});
+    const latent::neyman_scott_standard_errors se = latent::standard_errors(model, latent::observations(y));
+    const auto& p = model.params();
+    std::printf("\nK = 5, N = 1000: marginal MLE with standard errors (observed information)\n");
+    std::printf("  %-6s %9s %9s   %-20s %s\n", "", "estimate", "SE", "95% interval", "truth");
+    const double est[] = {p.theta, p.mu, p.tau2}, sds[] = {se.theta, se.mu, se.tau2}, tru[] = {theta, mu, tau2};
+    const char* names[] = {"theta", "mu", "tau2"};
+    for (int i = 0; i < 3; ++i)
+      std::printf("  %-6s %9.4f %9.4f   [%7.4f, %7.4f]   %.1f\n", names[i], est[i], sds[i], est[i] - 1.96 * sds[i],
+                  est[i] + 1.96 * sds[i], tru[i]);
   }
   std::printf("\nThe joint MLE sum_nk (y_nk - ybar_n)^2 / (N K) estimates theta (K-1)/K: each group\n"
               "mean spends one of the group's K degrees of freedom. EM maximizes the marginal\n"

@@ -799,7 +799,7 @@ TEST_CASE("issue 14: the observed information equals the finite-difference Hessi
     // Steps 1e-3 of each scale: truncation ~1e-6 relative, rounding ~1e-16 * |l| / h^2 ~ 1e-7.
     const Eigen::MatrixXd fd = -latent_test::finite_difference_hessian(log_lik, x, 1e-3 * x.cwiseAbs());
     const Eigen::Matrix3d info = latent::neyman_scott_observed_information(latent::observations(y), at);
-    CHECK_THAT(Eigen::MatrixXd(info), IsApprox(fd, 1e-5));
+    CHECK_THAT(Eigen::MatrixXd(info), latent_test::IsApprox(fd, 1e-5));
   }
   // At the interior MLE the inverse is the classical one-way ANOVA result: Var(theta) =
   // 2 theta^2 / ((K-1) N), Var(mu) = lambda / (K N), Var(tau2) = 2 (lambda^2 + theta^2 / (K-1)) / (K^2 N),
@@ -816,7 +816,7 @@ TEST_CASE("issue 14: the observed information equals the finite-difference Hessi
   twice << y, y;
   const latent::observations weighted(y, Eigen::VectorXd::Constant(N, 2.0));
   CHECK_THAT(Eigen::MatrixXd(latent::neyman_scott_observed_information(weighted, mle.params)),
-             IsApprox(Eigen::MatrixXd(latent::neyman_scott_observed_information(latent::observations(twice), mle.params)), 1e-12));
+             latent_test::IsApprox(Eigen::MatrixXd(latent::neyman_scott_observed_information(latent::observations(twice), mle.params)), 1e-12));
   // A fixed prior estimates theta only.
   const neyman_scott fixed(K, {mle.params.theta, 0.5, 2.0}, {.prior = neyman_scott_prior::fixed});
   const auto se_fixed = latent::standard_errors(fixed, latent::observations(y));
@@ -830,8 +830,9 @@ TEST_CASE("issue 14: the observed information equals the finite-difference Hessi
   Eigen::MatrixXd bad = y;
   bad(1, 3) = std::numeric_limits<double>::infinity();
   CHECK_THROWS_WITH(latent::standard_errors(fitted, latent::observations(bad)), Catch::Contains("(1, 3)"));
-  // Far from a maximum the information can be indefinite: a numerical_error, not a NaN.
-  CHECK_THROWS_AS(latent::standard_errors(neyman_scott(K, {0.05, 10.0, 0.01}), latent::observations(y)),
+  // Far from a maximum (theta and lambda above twice their MLEs, where the log-likelihood is
+  // convex in each) the information is not positive definite: a numerical_error, not a NaN.
+  CHECK_THROWS_AS(latent::standard_errors(neyman_scott(K, {20.0, 1.0, 20.0}), latent::observations(y)),
                   latent::numerical_error);
 }
 

@@ -42,8 +42,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numeric>
+#include <ostream>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -155,6 +158,65 @@ factanal_result factanal_summary(const basic_factor_analysis<S>& fitted, const b
   r.cumulative_variance = r.proportion_variance;
   for (Eigen::Index a = 1; a < k; ++a) r.cumulative_variance(a) += r.cumulative_variance(a - 1);
   return r;
+}
+
+/// Print `r` as R's `print.factanal` does (3 decimals; the statistic to 2, the p-value to 3
+/// significant digits), with variable names `names` (default V1..Vp). Unlike R, every loading
+/// is printed (R blanks those below 0.1 in absolute value).
+/// @throws invalid_argument if `names` is neither empty nor of p entries.
+inline void print_factanal(std::ostream& os, const factanal_result& r, const std::vector<std::string>& names = {}) {
+  detail::require(names.empty() || static_cast<Eigen::Index>(names.size()) == r.variables, "print_factanal",
+                  "argument 'names' must be empty or have p = ", r.variables, " entries, got ", names.size());
+  const auto name = [&](Eigen::Index j) {
+    return names.empty() ? concat("V", j + 1) : names[static_cast<std::size_t>(j)];
+  };
+  std::size_t width = 14;
+  for (Eigen::Index j = 0; j < r.variables; ++j) width = std::max(width, name(j).size());
+  char buf[64];
+  const auto num = [&](double v, int digits, int w) {
+    std::snprintf(buf, sizeof buf, "%*.*f", w, digits, v);
+    return std::string(buf);
+  };
+  const auto pad = [&](const std::string& s) { return s + std::string(width - std::min(width, s.size()), ' '); };
+  os << "Uniquenesses:\n";
+  for (Eigen::Index j = 0; j < r.variables; ++j) os << pad(name(j)) << num(r.uniquenesses(j), 3, 8) << '\n';
+  os << "\nLoadings (" << to_string(r.rotation_kind) << "):\n" << std::string(width, ' ');
+  for (Eigen::Index a = 0; a < r.factors; ++a) os << "  Factor" << a + 1;
+  os << '\n';
+  for (Eigen::Index j = 0; j < r.variables; ++j) {
+    os << pad(name(j));
+    for (Eigen::Index a = 0; a < r.factors; ++a) os << num(r.loadings(j, a), 3, 9);
+    os << '\n';
+  }
+  os << '\n' << std::string(width, ' ');
+  for (Eigen::Index a = 0; a < r.factors; ++a) os << "  Factor" << a + 1;
+  const auto row = [&](const char* label, const Eigen::VectorXd& v) {
+    os << '\n' << pad(label);
+    for (Eigen::Index a = 0; a < r.factors; ++a) os << num(v(a), 3, 9);
+  };
+  row("SS loadings", r.ss_loadings);
+  row("Proportion Var", r.proportion_variance);
+  row("Cumulative Var", r.cumulative_variance);
+  os << '\n';
+  if (!r.factor_correlation.isIdentity(1e-12)) {
+    os << "\nFactor Correlations:\n" << std::string(width, ' ');
+    for (Eigen::Index a = 0; a < r.factors; ++a) os << "  Factor" << a + 1;
+    for (Eigen::Index a = 0; a < r.factors; ++a) {
+      os << '\n' << pad(concat("Factor", a + 1));
+      for (Eigen::Index b = 0; b < r.factors; ++b) os << num(r.factor_correlation(a, b), 3, 9);
+    }
+    os << '\n';
+  }
+  if (r.has_test) {
+    std::snprintf(buf, sizeof buf, "%.3g", r.p_value);
+    const std::string p_value(buf);  // num() below reuses buf
+    os << "\nTest of the hypothesis that " << r.factors << (r.factors == 1 ? " factor is" : " factors are")
+       << " sufficient.\nThe chi square statistic is " << num(r.statistic, 2, 0) << " on " << r.degrees_of_freedom
+       << (r.degrees_of_freedom == 1.0 ? " degree" : " degrees") << " of freedom.\nThe p-value is " << p_value << '\n';
+  } else {
+    os << "\nThe degrees of freedom for the model is " << r.degrees_of_freedom << " and the fit was "
+       << num(r.objective, 4, 0) << '\n';
+  }
 }
 
 }  // namespace latent

@@ -104,8 +104,7 @@ Eigen::MatrixXd factor_analysis_observed_information(const basic_factor_analysis
   Eigen::MatrixXd info = gu.transpose() * du;
   for (Eigen::Index f = 0; f < k; ++f)  // tr(A Sigma_uv) = 2 A_ij for Lambda_if, Lambda_jf
     info.block(f * d, f * d, d, d) += 2.0 * a;
-  info = 0.25 * n * (info + info.transpose());
-  return info;
+  return 0.25 * n * (info + info.transpose()).eval();  // eval: no aliasing with the transpose
 }
 
 /// Standard errors of `fitted`'s estimates on the data summarized by `moments` (the moments it
