@@ -961,19 +961,6 @@ double max_abs_diff(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
   REQUIRE(a.rows() == b.rows());
   REQUIRE(a.cols() == b.cols());
   return (a - b).cwiseAbs().maxCoeff();
-
-// ---- Missing values (NaN, missing at random) ------------------------------------------------
-
-namespace {
-
-const factor_analysis_options allow_missing{.missing_values = latent::missing_policy::allow};
-
-/// sum_n log N(x_n,o | mu_o, (Lambda Lambda^T + Psi)_oo), observation by observation.
-double observed_log_likelihood(const Eigen::MatrixXd& x, const factor_analysis_params& p) {
-  const Eigen::MatrixXd sigma = implied(p);
-  double ll = 0.0;
-  for (Eigen::Index n = 0; n < x.cols(); ++n) ll += latent_test::log_marginal_density(x.col(n), p.mean, sigma);
-  return ll;
 }
 
 }  // namespace
@@ -1179,6 +1166,125 @@ TEST_CASE("issue 14: the chi-square upper tail matches R's pchisq", "[factor_ana
   CHECK_THROWS_WITH(latent::chi_square_upper_tail(1.0, 0.0), Catch::Contains("'df'"));
   CHECK_THROWS_WITH(latent::chi_square_upper_tail(std::numeric_limits<double>::quiet_NaN(), 2.0), Catch::Contains("'x'"));
   CHECK(latent::chi_square_upper_tail(0.0, 3) == 1.0);
+}
+
+TEST_CASE("issue 14: the factor analysis observed information equals the finite-difference Hessian",
+          "[factor_analysis][standard_errors][issue14]") {
+  auto rng = latent_test::make_rng(142);
+  const Eigen::Index d = 6, k = 2, n = 400;
+  const factor_analysis_params truth = make_params(d, k, rng);
+  const auto m = latent::sample_moments::from_data(simulate(truth, n, rng));
+  const factor_analysis fitted = fit_to_moments(m, k);
+  // theta = (vec Lambda, Psi) -> log L(moments), with the mean at the sample mean.
+  const auto log_lik = [&](const Eigen::VectorXd& t) {
+    factor_analysis_params p;
+    p.loadings = Eigen::Map<const Eigen::MatrixXd>(t.data(), d, k);
+    p.uniquenesses = t.tail(d);
+    p.mean = m.mean;
+    return factor_analysis(p).log_likelihood(m);
+  };
+  const auto pack = [&](const factor_analysis_params& p) {
+    Eigen::VectorXd t(d * k + d);
+    t << Eigen::Map<const Eigen::VectorXd>(p.loadings.data(), d * k), p.uniquenesses;
+    return t;
+  };
+  for (const factor_analysis_params& at : {fitted.params(), truth}) {
+    const Eigen::VectorXd t = pack(at);
+    // Steps h = 1e-4 of each parameter's scale (>= 1e-5): truncation ~1e-8 relative; rounding
+    // ~eps |l| / h^2 ~ 2e-16 * 4e3 / 1e-9 ~ 1e-3 per entry, against entries ~1e2..1e3 and a
+    // Frobenius norm ~2e3 over 324 entries: ~1e-5 relative in the norm (measured: 2.3e-6).
+    const Eigen::VectorXd h = 1e-4 * t.cwiseAbs().cwiseMax(0.1);
+    const Eigen::MatrixXd fd = -latent_test::finite_difference_hessian(log_lik, t, h);
+    const Eigen::MatrixXd info = latent::factor_analysis_observed_information(at, m);
+    CHECK_THAT(info, IsApprox(fd, 2e-5));
+  }
+  // At the MLE the information is singular in exactly the k(k-1)/2 = 1 rotation direction
+  // Lambda -> Lambda A (A skew), and positive definite on the rest.
+  const Eigen::MatrixXd info = latent::factor_analysis_observed_information(fitted.params(), m);
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(info);
+  CHECK(std::abs(es.eigenvalues()(0)) <= 1e-6 * es.eigenvalues()(d * k + d - 1));
+  CHECK(es.eigenvalues()(1) >= 1e-4 * es.eigenvalues()(d * k + d - 1));
+  Eigen::MatrixXd skew(k, k);
+  skew << 0.0, 1.0, -1.0, 0.0;
+  factor_analysis_params dir = fitted.params();
+  dir.loadings = fitted.params().loadings * skew;
+  dir.uniquenesses.setZero();
+  const Eigen::VectorXd v = pack(dir);
+  CHECK((info * v).norm() <= 1e-6 * es.eigenvalues()(d * k + d - 1) * v.norm());
+}
+
+TEST_CASE("issue 14: factor analysis standard errors are rotation invariant and match the sampling spread",
+          "[factor_analysis][standard_errors][issue14]") {
+  auto rng = latent_test::make_rng(143);
+  const Eigen::Index d = 6, k = 2, n = 500, reps = 300;
+  factor_analysis_params truth;
+  truth.loadings.resize(d, k);
+  truth.loadings << 0.9, 0.0, 0.8, 0.3, 0.7, 0.2, 0.2, 0.8, 0.3, 0.9, 0.1, 0.6;
+  truth.mean = Eigen::VectorXd::LinSpaced(d, -1.0, 1.0);
+  truth.uniquenesses = Eigen::VectorXd::LinSpaced(d, 0.3, 0.6);
+
+  // Invariance: the same fit with its loadings rotated gives the same standard errors.
+  const auto m0 = latent::sample_moments::from_data(simulate(truth, n, rng));
+  const factor_analysis fitted = fit_to_moments(m0, k);
+  const latent::factor_analysis_standard_errors se = latent::standard_errors(fitted, m0);
+  const double angle = 0.7;
+  Eigen::MatrixXd q(2, 2);
+  q << std::cos(angle), -std::sin(angle), std::sin(angle), std::cos(angle);
+  factor_analysis_params turned = fitted.params();
+  turned.loadings = turned.loadings * q;
+  const latent::factor_analysis_standard_errors se2 = latent::standard_errors(factor_analysis(turned), m0);
+  CHECK_THAT(se2.loadings, IsApprox(se.loadings, 1e-10));
+  CHECK_THAT(se2.loadings_se, IsApprox(se.loadings_se, 1e-7));
+  CHECK_THAT(Eigen::MatrixXd(se2.uniquenesses_se), IsApprox(Eigen::MatrixXd(se.uniquenesses_se), 1e-7));
+  CHECK_THAT(Eigen::MatrixXd(se2.communalities_se), IsApprox(Eigen::MatrixXd(se.communalities_se), 1e-7));
+  CHECK(se.loadings(0, 1) == 0.0);
+  CHECK(se.loadings_se(0, 1) == 0.0);
+  CHECK(se.loadings(0, 0) > 0.0);
+  CHECK_THAT(se.loadings * se.loadings.transpose(),
+             IsApprox(fitted.params().loadings * fitted.params().loadings.transpose(), 1e-12));
+
+  // Monte Carlo: `reps` data sets from `truth`; for the uniquenesses, the communalities and the
+  // identified loadings, the empirical SD of the estimates over their mean SE must be 1 within
+  // 5 Monte Carlo standard errors of a sample SD, sqrt((2 + excess kurtosis) / (4 reps)).
+  const Eigen::Index nq = d + d + d * k;
+  Eigen::MatrixXd est(nq, reps), ses(nq, reps);
+  for (Eigen::Index r = 0; r < reps; ++r) {
+    const auto m = latent::sample_moments::from_data(simulate(truth, n, rng));
+    factor_analysis fa(truth);
+    auto view = fa.moment_model();
+    const auto fit = latent::em(view, m, {.max_iterations = 20000, .tolerance = 1e-13, .parameter_tolerance = 1e-10});
+    REQUIRE(fit.converged());
+    const latent::factor_analysis_standard_errors s = latent::standard_errors(fa, m);
+    est.col(r) << fa.params().uniquenesses, s.loadings.rowwise().squaredNorm(),
+        Eigen::Map<const Eigen::VectorXd>(s.loadings.data(), d * k);
+    ses.col(r) << s.uniquenesses_se, s.communalities_se, Eigen::Map<const Eigen::VectorXd>(s.loadings_se.data(), d * k);
+  }
+  for (Eigen::Index i = 0; i < nq; ++i) {
+    if (i >= 2 * d && (i - 2 * d) == d) continue;  // Lambda_01 is fixed at 0 by the identification
+    const Eigen::ArrayXd e = est.row(i).transpose().array() - est.row(i).mean();
+    const double var = e.square().mean(), kurt = e.pow(4).mean() / (var * var) - 3.0;
+    const double ratio = std::sqrt(var * static_cast<double>(reps) / static_cast<double>(reps - 1)) / ses.row(i).mean();
+    const double mc = std::sqrt((2.0 + kurt) / (4.0 * static_cast<double>(reps)));
+    INFO("quantity " << i << ": SD / SE = " << ratio << ", MC standard error " << mc);
+    CHECK(std::abs(ratio - 1.0) <= 5.0 * mc);
+  }
+}
+
+// ---- Missing values (NaN, missing at random) ------------------------------------------------
+
+namespace {
+
+const factor_analysis_options allow_missing{.missing_values = latent::missing_policy::allow};
+
+/// sum_n log N(x_n,o | mu_o, (Lambda Lambda^T + Psi)_oo), observation by observation.
+double observed_log_likelihood(const Eigen::MatrixXd& x, const factor_analysis_params& p) {
+  const Eigen::MatrixXd sigma = implied(p);
+  double ll = 0.0;
+  for (Eigen::Index n = 0; n < x.cols(); ++n) ll += latent_test::log_marginal_density(x.col(n), p.mean, sigma);
+  return ll;
+}
+
+}  // namespace
 
 TEST_CASE("missing values: with nothing missing, allowing them changes no bit", "[factor_analysis][missing]") {
   auto rng = latent_test::make_rng(1901);
@@ -1330,106 +1436,4 @@ TEST_CASE("missing values: NaN without the option, unobserved variables or colum
   infinite(0, 3) = std::numeric_limits<double>::infinity();
   CHECK_THROWS_AS(latent::em(fa, infinite), latent::invalid_argument);
   CHECK_THROWS_AS(fa.log_likelihood(infinite), latent::invalid_argument);
-}
-
-TEST_CASE("issue 14: the factor analysis observed information equals the finite-difference Hessian",
-          "[factor_analysis][standard_errors][issue14]") {
-  auto rng = latent_test::make_rng(142);
-  const Eigen::Index d = 6, k = 2, n = 400;
-  const factor_analysis_params truth = make_params(d, k, rng);
-  const auto m = latent::sample_moments::from_data(simulate(truth, n, rng));
-  const factor_analysis fitted = fit_to_moments(m, k);
-  // theta = (vec Lambda, Psi) -> log L(moments), with the mean at the sample mean.
-  const auto log_lik = [&](const Eigen::VectorXd& t) {
-    factor_analysis_params p;
-    p.loadings = Eigen::Map<const Eigen::MatrixXd>(t.data(), d, k);
-    p.uniquenesses = t.tail(d);
-    p.mean = m.mean;
-    return factor_analysis(p).log_likelihood(m);
-  };
-  const auto pack = [&](const factor_analysis_params& p) {
-    Eigen::VectorXd t(d * k + d);
-    t << Eigen::Map<const Eigen::VectorXd>(p.loadings.data(), d * k), p.uniquenesses;
-    return t;
-  };
-  for (const factor_analysis_params& at : {fitted.params(), truth}) {
-    const Eigen::VectorXd t = pack(at);
-    // Steps h = 1e-4 of each parameter's scale (>= 1e-5): truncation ~1e-8 relative; rounding
-    // ~eps |l| / h^2 ~ 2e-16 * 4e3 / 1e-9 ~ 1e-3 per entry, against entries ~1e2..1e3 and a
-    // Frobenius norm ~2e3 over 324 entries: ~1e-5 relative in the norm (measured: 2.3e-6).
-    const Eigen::VectorXd h = 1e-4 * t.cwiseAbs().cwiseMax(0.1);
-    const Eigen::MatrixXd fd = -latent_test::finite_difference_hessian(log_lik, t, h);
-    const Eigen::MatrixXd info = latent::factor_analysis_observed_information(at, m);
-    CHECK_THAT(info, IsApprox(fd, 2e-5));
-  }
-  // At the MLE the information is singular in exactly the k(k-1)/2 = 1 rotation direction
-  // Lambda -> Lambda A (A skew), and positive definite on the rest.
-  const Eigen::MatrixXd info = latent::factor_analysis_observed_information(fitted.params(), m);
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(info);
-  CHECK(std::abs(es.eigenvalues()(0)) <= 1e-6 * es.eigenvalues()(d * k + d - 1));
-  CHECK(es.eigenvalues()(1) >= 1e-4 * es.eigenvalues()(d * k + d - 1));
-  Eigen::MatrixXd skew(k, k);
-  skew << 0.0, 1.0, -1.0, 0.0;
-  factor_analysis_params dir = fitted.params();
-  dir.loadings = fitted.params().loadings * skew;
-  dir.uniquenesses.setZero();
-  const Eigen::VectorXd v = pack(dir);
-  CHECK((info * v).norm() <= 1e-6 * es.eigenvalues()(d * k + d - 1) * v.norm());
-}
-
-TEST_CASE("issue 14: factor analysis standard errors are rotation invariant and match the sampling spread",
-          "[factor_analysis][standard_errors][issue14]") {
-  auto rng = latent_test::make_rng(143);
-  const Eigen::Index d = 6, k = 2, n = 500, reps = 300;
-  factor_analysis_params truth;
-  truth.loadings.resize(d, k);
-  truth.loadings << 0.9, 0.0, 0.8, 0.3, 0.7, 0.2, 0.2, 0.8, 0.3, 0.9, 0.1, 0.6;
-  truth.mean = Eigen::VectorXd::LinSpaced(d, -1.0, 1.0);
-  truth.uniquenesses = Eigen::VectorXd::LinSpaced(d, 0.3, 0.6);
-
-  // Invariance: the same fit with its loadings rotated gives the same standard errors.
-  const auto m0 = latent::sample_moments::from_data(simulate(truth, n, rng));
-  const factor_analysis fitted = fit_to_moments(m0, k);
-  const latent::factor_analysis_standard_errors se = latent::standard_errors(fitted, m0);
-  const double angle = 0.7;
-  Eigen::MatrixXd q(2, 2);
-  q << std::cos(angle), -std::sin(angle), std::sin(angle), std::cos(angle);
-  factor_analysis_params turned = fitted.params();
-  turned.loadings = turned.loadings * q;
-  const latent::factor_analysis_standard_errors se2 = latent::standard_errors(factor_analysis(turned), m0);
-  CHECK_THAT(se2.loadings, IsApprox(se.loadings, 1e-10));
-  CHECK_THAT(se2.loadings_se, IsApprox(se.loadings_se, 1e-7));
-  CHECK_THAT(Eigen::MatrixXd(se2.uniquenesses_se), IsApprox(Eigen::MatrixXd(se.uniquenesses_se), 1e-7));
-  CHECK_THAT(Eigen::MatrixXd(se2.communalities_se), IsApprox(Eigen::MatrixXd(se.communalities_se), 1e-7));
-  CHECK(se.loadings(0, 1) == 0.0);
-  CHECK(se.loadings_se(0, 1) == 0.0);
-  CHECK(se.loadings(0, 0) > 0.0);
-  CHECK_THAT(se.loadings * se.loadings.transpose(),
-             IsApprox(fitted.params().loadings * fitted.params().loadings.transpose(), 1e-12));
-
-  // Monte Carlo: `reps` data sets from `truth`; for the uniquenesses, the communalities and the
-  // identified loadings, the empirical SD of the estimates over their mean SE must be 1 within
-  // 5 Monte Carlo standard errors of a sample SD, sqrt((2 + excess kurtosis) / (4 reps)).
-  const Eigen::Index nq = d + d + d * k;
-  Eigen::MatrixXd est(nq, reps), ses(nq, reps);
-  for (Eigen::Index r = 0; r < reps; ++r) {
-    const auto m = latent::sample_moments::from_data(simulate(truth, n, rng));
-    factor_analysis fa(truth);
-    auto view = fa.moment_model();
-    const auto fit = latent::em(view, m, {.max_iterations = 20000, .tolerance = 1e-13, .parameter_tolerance = 1e-10});
-    REQUIRE(fit.converged());
-    const latent::factor_analysis_standard_errors s = latent::standard_errors(fa, m);
-    est.col(r) << fa.params().uniquenesses, s.loadings.rowwise().squaredNorm(),
-        Eigen::Map<const Eigen::VectorXd>(s.loadings.data(), d * k);
-    ses.col(r) << s.uniquenesses_se, s.communalities_se, Eigen::Map<const Eigen::VectorXd>(s.loadings_se.data(), d * k);
-  }
-  for (Eigen::Index i = 0; i < nq; ++i) {
-    if (i >= 2 * d && (i - 2 * d) == d) continue;  // Lambda_01 is fixed at 0 by the identification
-    const Eigen::ArrayXd e = est.row(i).transpose().array() - est.row(i).mean();
-    const double var = e.square().mean(), kurt = e.pow(4).mean() / (var * var) - 3.0;
-    const double ratio = std::sqrt(var * static_cast<double>(reps) / static_cast<double>(reps - 1)) / ses.row(i).mean();
-    const double mc = std::sqrt((2.0 + kurt) / (4.0 * static_cast<double>(reps)));
-    INFO("quantity " << i << ": SD / SE = " << ratio << ", MC standard error " << mc);
-    CHECK(std::abs(ratio - 1.0) <= 5.0 * mc);
-  }
 }
