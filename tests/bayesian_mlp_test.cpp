@@ -5,6 +5,9 @@
 // data, and input validation.
 #include <latent/core/random.hpp>
 #include <latent/models/bayesian_mlp.hpp>
+#include <latent/models/bayesian_mlp/likelihood.hpp>
+#include <latent/models/bayesian_mlp/prediction.hpp>
+#include <latent/models/bayesian_mlp/prior.hpp>
 #include <latent/optim/sgd.hpp>
 #include <latent/solvers/sgd_elbo.hpp>
 
@@ -18,6 +21,7 @@
 
 #include <cmath>
 #include <functional>
+#include <numbers>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -357,7 +361,7 @@ TEST_CASE("bayesian_mlp: predictive intervals cover simulated data at their leve
   const latent::bnn_regression_prediction pred = model.predict(fit.params, xt, 200, rng);
   const latent::basic_bnn_interval<double> iv = latent::predictive_interval(pred, 0.9);
   const double coverage = ((yt.array() >= iv.lower.array()) && (yt.array() <= iv.upper.array())).cast<double>().mean();
-  const double z = 1.6448536269514722, phi = std::exp(-0.5 * z * z) / std::sqrt(2 * M_PI);
+  const double z = 1.6448536269514722, phi = std::exp(-0.5 * z * z) / std::sqrt(2 * std::numbers::pi);
   const double binomial = std::sqrt(0.9 * 0.1 / 4000), fit_error = 2 * z * phi * std::sqrt(1.0 / (2 * 2000.0));
   INFO("coverage " << coverage << ", noise sd " << std::sqrt(model.noise_variance(fit.params)(0)));
   CHECK(std::abs(coverage - 0.9) <= 4 * std::hypot(binomial, fit_error));
@@ -479,4 +483,56 @@ TEST_CASE("bayesian_mlp: bad input is invalid_argument naming the argument", "[b
   throws([&] { ok.predict(ok.initial_params(rng), s.x, 10, rng); }, "predict_classes");
   throws([&] { ok.noise_variance(ok.initial_params(rng)); }, "gaussian");
   throws([&] { latent::predictive_interval(model.predict(p, s.x, 2, rng), 1.0); }, "argument 'level'");
+}
+
+TEST_CASE("bayesian_mlp: the prior's KL, its gradient and the scale mixture's log-density, term by term",
+          "[bayesian_mlp][prior]") {
+  const Eigen::ArrayXd mu = (Eigen::ArrayXd(3) << 0.3, -1.2, 0.0).finished();
+  const Eigen::ArrayXd sigma = (Eigen::ArrayXd(3) << 0.5, 0.1, 2.0).finished();
+  const double s = 1.7;
+  // KL(N(m, v) || N(0, s^2)) = log(s / sd) + (v + m^2) / (2 s^2) - 1/2, one weight at a time.
+  double expected = 0.0;
+  for (Eigen::Index i = 0; i < 3; ++i)
+    expected += std::log(s / sigma(i)) + (sigma(i) * sigma(i) + mu(i) * mu(i)) / (2 * s * s) - 0.5;
+  CHECK(latent::detail::gaussian_prior_kl<double>(mu, sigma, s) == Approx(expected).epsilon(1e-14));
+  Eigen::ArrayXd g_mu = Eigen::ArrayXd::Zero(3), g_sigma = Eigen::ArrayXd::Zero(3);
+  latent::detail::subtract_gaussian_prior_kl_gradient<double>(mu, sigma, s, g_mu, g_sigma);
+  const double h = 1e-6;
+  for (Eigen::Index i = 0; i < 3; ++i) {
+    Eigen::ArrayXd up = mu, down = mu;
+    up(i) += h;
+    down(i) -= h;
+    const double d_mu = (latent::detail::gaussian_prior_kl<double>(up, sigma, s) -
+                         latent::detail::gaussian_prior_kl<double>(down, sigma, s)) / (2 * h);
+    CHECK(-g_mu(i) == Approx(d_mu).epsilon(1e-7).margin(1e-9));
+    up = sigma;
+    down = sigma;
+    up(i) += h;
+    down(i) -= h;
+    const double d_sigma = (latent::detail::gaussian_prior_kl<double>(mu, up, s) -
+                            latent::detail::gaussian_prior_kl<double>(mu, down, s)) / (2 * h);
+    CHECK(-g_sigma(i) == Approx(d_sigma).epsilon(1e-7).margin(1e-9));
+  }
+  const latent::bnn_prior mixture{.scale = 1.0, .mixture_weight = 0.25, .second_scale = 0.01};
+  const Eigen::ArrayXd w = (Eigen::ArrayXd(3) << 0.004, -0.5, 2.0).finished();
+  Eigen::ArrayXd dlogp;
+  const double logp = latent::detail::mixture_log_prior<double>(w, mixture, dlogp);
+  const auto density = [&](double x) {
+    const auto normal = [](double v, double sd) { return std::exp(-0.5 * v * v / (sd * sd)) / (sd * std::sqrt(2 * std::numbers::pi)); };
+    return 0.25 * normal(x, 1.0) + 0.75 * normal(x, 0.01);
+  };
+  CHECK(logp == Approx(std::log(density(0.004)) + std::log(density(-0.5)) + std::log(density(2.0))).epsilon(1e-13));
+  for (Eigen::Index i = 0; i < 3; ++i) {
+    const double hw = 1e-7;
+    CHECK(dlogp(i) == Approx((std::log(density(w(i) + hw)) - std::log(density(w(i) - hw))) / (2 * hw)).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("bayesian_mlp: the standard normal quantile behind the predictive intervals", "[bayesian_mlp][prediction]") {
+  CHECK(latent::standard_normal_quantile(0.5) == 0.0);
+  CHECK(latent::standard_normal_quantile(0.975) == Approx(1.959963984540054).epsilon(1e-14));
+  CHECK(latent::standard_normal_quantile(0.75) == Approx(0.6744897501960817).epsilon(1e-14));
+  CHECK(latent::standard_normal_quantile(1e-10) == Approx(-6.361340902404056).epsilon(1e-13));
+  CHECK_THROWS_AS(latent::standard_normal_quantile(1.0), latent::invalid_argument);
+  CHECK_THROWS_AS(latent::standard_normal_quantile(0.0), latent::invalid_argument);
 }

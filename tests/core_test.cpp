@@ -1,9 +1,12 @@
 // Core: numerics, densities, observations, CSV, callbacks, the block reducer and the EM loop.
 #include <latent/core/callbacks.hpp>
+#include <latent/core/chunks.hpp>
 #include <latent/core/concepts.hpp>
 #include <latent/core/error.hpp>
 #include <latent/core/fit_result.hpp>
 #include <latent/core/gaussian.hpp>
+#include <latent/core/missing.hpp>
+#include <latent/core/missing_policy.hpp>
 #include <latent/core/numerics.hpp>
 #include <latent/core/observations.hpp>
 #include <latent/core/parallel.hpp>
@@ -763,4 +766,62 @@ TEST_CASE("CSV (issue 10): byte-order mark, subnormals, overflow and embedded NU
   static constexpr char header_nul[] = "a\0x,b\n1,2\n";
   std::istringstream hn(std::string(header_nul, sizeof(header_nul) - 1));
   CHECK_THROWS_WITH(latent::parse_csv(hn), Catch::Contains("column 1") && Catch::Contains("NUL"));
+}
+
+TEST_CASE("run_chunks and add_chunk_vectors: every chunk once, a sum in chunk order, the first error rethrown", "[core][chunks]") {
+  const Eigen::Index count = 7, p = (1 << 14) + 5;  // two segments of add_chunk_vectors
+  std::vector<Eigen::VectorXd> parts;
+  for (Eigen::Index i = 0; i < count; ++i) parts.push_back(Eigen::VectorXd::Random(p));
+  for (const int threads : {1, 2}) {
+    std::vector<int> calls(static_cast<std::size_t>(count), 0);
+    latent::detail::run_chunks(count, threads, [&](Eigen::Index i) { ++calls[static_cast<std::size_t>(i)]; });
+    CHECK(std::all_of(calls.begin(), calls.end(), [](int c) { return c == 1; }));
+    Eigen::VectorXd total = parts[0], expected = parts[0];
+    for (Eigen::Index i = 1; i < count; ++i) expected += parts[static_cast<std::size_t>(i)];
+    latent::detail::add_chunk_vectors<double>(total, count, threads,
+                                             [&](Eigen::Index i) -> const Eigen::VectorXd& { return parts[static_cast<std::size_t>(i)]; });
+    CHECK(total == expected);  // the same additions in the same order: the same bits
+    CHECK_THROWS_AS(latent::detail::run_chunks(count, threads,
+                                               [](Eigen::Index i) {
+                                                 if (i == 3) throw latent::invalid_argument("chunk 3 failed");
+                                               }),
+                    latent::invalid_argument);
+  }
+  CHECK(latent::detail::chunk_threads(1) == 1);
+}
+
+TEST_CASE("missing values: columns grouped by pattern in first-seen order, means imputed by weight", "[core][missing]") {
+  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  Eigen::MatrixXd x(3, 5);
+  x << 1, nan, 3, nan, 5,   //
+      2, 2, nan, 4, 6,      //
+      nan, 1, 1, 1, 1;
+  const auto split = latent::detail::split_by_pattern(x, 0, 5, "test");
+  CHECK(split.complete == std::vector<Eigen::Index>{4});
+  REQUIRE(split.patterns.size() == 3);
+  CHECK(split.patterns[0].columns == std::vector<Eigen::Index>{0});
+  CHECK(split.patterns[0].missing == std::vector<Eigen::Index>{2});
+  CHECK(split.patterns[1].columns == std::vector<Eigen::Index>{1, 3});
+  CHECK(split.patterns[1].observed == std::vector<Eigen::Index>{1, 2});
+  CHECK(split.patterns[2].columns == std::vector<Eigen::Index>{2});
+  const Eigen::VectorXd w = (Eigen::VectorXd(5) << 1, 1, 2, 1, 1).finished();
+  const latent::observations obs(x, w);
+  latent::detail::require_missing_at_random_data(obs, "test");
+  const Eigen::MatrixXd filled = latent::detail::impute_observed_means(obs);
+  CHECK(filled(0, 1) == Approx((1.0 + 2 * 3.0 + 5.0) / 4.0));
+  CHECK(filled(1, 2) == Approx((2.0 + 2.0 + 4.0 + 6.0) / 4.0));
+  CHECK(filled(2, 0) == 1.0);
+  Eigen::MatrixXd bad = x;
+  bad(0, 0) = inf;
+  CHECK_THROWS_WITH(latent::detail::split_by_pattern(bad, 0, 5, "test"), Catch::Contains("entry (0, 0)"));
+  bad = x;
+  bad.col(2).setConstant(nan);
+  CHECK_THROWS_WITH(latent::detail::require_missing_at_random_data(latent::observations(bad), "test"),
+                    Catch::Contains("column 2"));
+  bad = x;
+  bad.row(1).setConstant(nan);
+  CHECK_THROWS_WITH(latent::detail::require_missing_at_random_data(latent::observations(bad), "test"),
+                    Catch::Contains("coordinate 1"));
+  CHECK(latent::to_string(latent::missing_policy::allow) == "allow");
+  CHECK(latent::to_string(latent::missing_policy::reject) == "reject");
 }

@@ -10,6 +10,7 @@
 #include <latent/core/chi_square.hpp>
 #include <latent/models/factor_analysis.hpp>
 #include <latent/models/factor_analysis/factanal.hpp>
+#include <latent/models/factor_analysis/missing.hpp>
 #include <latent/models/factor_analysis/rotation.hpp>
 #include <latent/solvers/em.hpp>
 #include <latent/solvers/variational_em.hpp>

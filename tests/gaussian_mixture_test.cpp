@@ -4,6 +4,7 @@
 #include <latent/core/gaussian.hpp>
 #include <latent/core/statistics.hpp>
 #include <latent/models/gaussian_mixture.hpp>
+#include <latent/models/gaussian_mixture/missing.hpp>
 #include <latent/solvers/em.hpp>
 
 #include "support/missing_values.hpp"
