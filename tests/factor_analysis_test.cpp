@@ -645,16 +645,18 @@ TEST_CASE("a float fit reaches the double fit's optimum within float tolerance",
   latent::basic_factor_analysis<float> ff(p0.cast<float>());
   // A float E-step evaluates each observation's quadratic form y^T Psi^{-1} y - u^T M^{-1} u,
   // whose terms are up to ~10x the result here (strong loadings), with Psi^{-1}, G and M^{-1}
-  // rounded to float: the float log-likelihood carries a bias of ~10 x 6e-8 relative, ~5e-6
-  // per observation here (checked below against double at the same parameters), which changes
-  // with the parameters. So successive float objectives may fall by up to ~2 x 5e-6 per
-  // observation without a bug: the float fit uses 3e-5 per observation as its decrease
-  // tolerance and 1e-5 as its convergence tolerance.
+  // rounded to float. Rounding Psi^{-1} and M^{-1} once perturbs every observation's form the
+  // same way, so the float log-likelihood carries a bias rather than noise: measured against
+  // double at the same parameters (checked below), 1.7e-6 relative (3e-5 per observation) on
+  // one machine and 2.0e-6 on another, inside the file's float kernel tolerance. The bias moves
+  // only slowly with the parameters, so successive float objectives fall by far less than it:
+  // the float fit uses 3e-5 per observation as its decrease tolerance and 1e-5 as its
+  // convergence tolerance.
   const auto fit_f = latent::em(ff, xf, {.max_iterations = 5000, .tolerance = 1e-5, .decrease_tolerance = 3e-5});
   INFO("double: " << fit_d.iterations << " iterations, float: " << fit_f.iterations
                   << ", float's largest fall per observation " << fit_f.largest_decrease / static_cast<double>(n));
   const double ll_at_f = factor_analysis(ff.params().cast<double>()).log_likelihood(x);
-  CHECK(ff.log_likelihood(xf) == Approx(ll_at_f).epsilon(2e-6));
+  CHECK(ff.log_likelihood(xf) == Approx(ll_at_f).epsilon(tolerance<float>::kernel));
   CHECK(fit_d.converged());
   CHECK(fit_f.converged());
   CHECK(fit_f.decreases == 0);
