@@ -5,6 +5,7 @@
 //   mpirun -np 2 ./mpi_em                 N = 200000, 2 threads single-process vs 2 ranks x 1 thread
 //   mpirun -np 2 ./mpi_em --n 20000       a small run (what ctest does)
 //   mpirun -np 4 ./mpi_em --threads 2     the single process gets 2 threads, each rank 1
+//   mpirun -np 2 ./mpi_em --block-size 256  smaller blocks: more statistics sent and merged per pass
 //
 // (As root, Open MPI wants OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1.)
 //
@@ -71,10 +72,12 @@ int main(int argc, char* argv[]) {
   Eigen::Index n = 200000;
   std::size_t iterations = 20;
   int threads = ranks;  // the single process gets as many threads as there are ranks
+  Eigen::Index block_size = 1024;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--n") == 0) n = std::atoll(argv[i + 1]);
     if (std::strcmp(argv[i], "--iterations") == 0) iterations = static_cast<std::size_t>(std::atoll(argv[i + 1]));
     if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--block-size") == 0) block_size = std::atoll(argv[i + 1]);
   }
   const std::string path = "mpi_em_data.npy";
   if (rank == 0) write_data(path, n);
@@ -82,7 +85,7 @@ int main(int argc, char* argv[]) {
 
   // A fixed number of iterations (tolerance 0), so that the times compare equal work.
   const latent::em_options options{.max_iterations = iterations, .tolerance = 0.0, .parameter_tolerance = 0.0};
-  const latent::mpi_executor ex(MPI_COMM_WORLD, n, /*threads=*/1);
+  const latent::mpi_executor ex(MPI_COMM_WORLD, n, /*threads=*/1, block_size);
 
   // Each rank reads the columns it holds (whole turns of blocks, dealt round-robin).
   const latent::mapped_npy file(path);
