@@ -2,6 +2,7 @@
 // the errors a wrong, incomplete or invalid file gives, and a seeded fuzz of the loader
 // (truncations and byte mutations of valid files) that must only ever raise invalid_argument.
 #include <latent/io/json.hpp>
+#include <latent/models/bayesian_mlp.hpp>
 #include <latent/models/vae.hpp>
 #include <latent/solvers/em.hpp>
 
@@ -97,6 +98,23 @@ latent::discrete_bayes_net fitted_network(Eigen::MatrixXi& records) {
   latent::discrete_bayes_net net(chain_variables(), latent::discrete_bayes_net_options{.pseudo_count = 0.5});
   latent::em(net, net.make_data(records), {.max_iterations = 40});
   return net;
+}
+
+// A Bayesian MLP on cluster data with trained-looking parameters: the initial means, and scales
+// spread around their start (rho perturbed), so that every segment holds distinct numbers.
+template <class S>
+latent::basic_fitted_bayesian_mlp<S> fitted_bnn(const latent::bnn_options& o, std::uint64_t seed) {
+  const latent::matrix_t<S> x = cluster_data<S>(40, seed);
+  latent::matrix_t<S> y(2, 40);
+  y.row(0) = x.row(0) + x.row(1).cwiseAbs2();
+  y.row(1) = S(3) * x.row(2);
+  if (o.likelihood == latent::bnn_likelihood::categorical)
+    y = (x.row(0).array() > S(1.5)).template cast<S>().matrix() + (x.row(2).array() > S(0)).template cast<S>().matrix();
+  const latent::basic_bayesian_mlp<S> model(x, y, o);
+  auto rng = make_rng(seed);
+  latent::vector_t<S> params = model.initial_params(rng);
+  params += S(0.1) * latent::vector_t<S>::Random(params.size());
+  return model.fitted(params);
 }
 
 }  // namespace
@@ -249,6 +267,135 @@ TEST_CASE("a VAE's architecture and weights, and a linear VAE's parameters, roun
   CHECK(identical(q.encoder_log_scales, p.encoder_log_scales));
 }
 
+TEMPLATE_TEST_CASE("a Bayesian MLP's architecture, standardization and weights round-trip bit-exactly",
+                   "[json][bayesian_mlp]", float, double) {
+  using S = TestType;
+  using latent::bnn_likelihood;
+  const latent::bnn_options options[] = {
+      {.hidden = {5, 4},
+       .activation = latent::nn::activation::tanh,
+       .prior = {.scale = 1.0, .mixture_weight = 0.5, .second_scale = 0.1},
+       .noise_variance = 0.2},
+      {.hidden = {6}, .likelihood = bnn_likelihood::heteroscedastic_gaussian, .local_reparameterization = true},
+      {.hidden = {}, .likelihood = bnn_likelihood::gaussian, .learn_noise = false, .noise_variance = 0.3,
+       .standardize = false},
+      {.hidden = {7}, .activation = latent::nn::activation::elu, .likelihood = bnn_likelihood::categorical}};
+  temp_file f("bnn.json");
+  std::uint64_t seed = 30;
+  for (const latent::bnn_options& o : options) {
+    INFO("likelihood " << static_cast<int>(o.likelihood) << ", " << o.hidden.size() << " hidden layers");
+    const auto fitted = fitted_bnn<S>(o, seed++);
+    latent::save(fitted, f.path);
+    const auto back = latent::load<latent::basic_fitted_bayesian_mlp<S>>(f.path);
+    CHECK(back.input_dim == 3);
+    CHECK(back.output_dim == (o.likelihood == bnn_likelihood::categorical ? 3 : 2));
+    CHECK(back.options.hidden == o.hidden);
+    CHECK(back.options.activation == o.activation);
+    CHECK(back.options.likelihood == o.likelihood);
+    CHECK(back.options.prior.mixture_weight == o.prior.mixture_weight);
+    CHECK(back.options.prior.second_scale == o.prior.second_scale);
+    CHECK(back.options.learn_noise == o.learn_noise);
+    CHECK(back.options.noise_variance == o.noise_variance);
+    CHECK(back.options.standardize == o.standardize);
+    CHECK(back.options.local_reparameterization == o.local_reparameterization);
+    CHECK(identical(back.input_shift, fitted.input_shift));
+    CHECK(identical(back.input_scale, fitted.input_scale));
+    CHECK(identical(back.target_shift, fitted.target_shift));
+    CHECK(identical(back.target_scale, fitted.target_scale));
+    CHECK(identical(back.params, fitted.params));
+    CHECK(latent::to_json(back) == latent::to_json(fitted));
+
+    // The model rebuilt from the file predicts what the training model predicted, bit for bit.
+    const latent::matrix_t<S> x = cluster_data<S>(40, seed - 1);
+    const latent::matrix_t<S> xt = cluster_data<S>(9, 99);
+    latent::matrix_t<S> y(2, 40);
+    y.row(0) = x.row(0) + x.row(1).cwiseAbs2();
+    y.row(1) = S(3) * x.row(2);
+    if (o.likelihood == bnn_likelihood::categorical)
+      y = (x.row(0).array() > S(1.5)).template cast<S>().matrix() + (x.row(2).array() > S(0)).template cast<S>().matrix();
+    const latent::basic_bayesian_mlp<S> trained(x, y, o), loaded(back);
+    CHECK(loaded.num_parameters() == trained.num_parameters());
+    CHECK(identical(loaded.weight_scale(back.params), trained.weight_scale(fitted.params)));
+    auto r1 = make_rng(7), r2 = make_rng(7);
+    CHECK(identical(loaded.log_likelihood(back.params, x, y, 5, r1), trained.log_likelihood(fitted.params, x, y, 5, r2)));
+    if (o.likelihood == bnn_likelihood::categorical) {
+      const auto a = loaded.predict_classes(back.params, xt, 4, r1), b = trained.predict_classes(fitted.params, xt, 4, r2);
+      CHECK(identical(a.probabilities, b.probabilities));
+      CHECK(identical(a.expected_entropy, b.expected_entropy));
+    } else {
+      const auto a = loaded.predict(back.params, xt, 4, r1), b = trained.predict(fitted.params, xt, 4, r2);
+      CHECK(identical(a.mean, b.mean));
+      CHECK(identical(a.epistemic_variance, b.epistemic_variance));
+      CHECK(identical(a.aleatoric_variance, b.aleatoric_variance));
+    }
+    // A model made for prediction holds no training data.
+    latent::vector_t<S> grad;
+    const std::vector<Eigen::Index> batch{0};
+    latent::basic_bayesian_mlp<S> predict_only(back);
+    CHECK_THROWS_WITH(predict_only.value_and_gradient(back.params, batch, 1, grad, r1),
+                      Catch::Contains("no training data"));
+  }
+}
+
+TEST_CASE("a wrong Bayesian MLP file or fitted record gives invalid_argument naming the problem",
+          "[json][bayesian_mlp][errors]") {
+  using Catch::Contains;
+  const latent::fitted_bayesian_mlp fitted = fitted_bnn<double>({.hidden = {4}}, 40);
+  const nlohmann::json good = latent::to_json(fitted);
+  const auto throws = [](const nlohmann::json& j, const std::string& what) {
+    CHECK_THROWS_WITH(latent::from_json<latent::fitted_bayesian_mlp>(j), Contains(what));
+  };
+  nlohmann::json j = good;
+  j["parameters"]["weight_rho"].erase(0);
+  throws(j, "parameters.weight_rho");
+  j = good;
+  j["options"]["hidden"][0] = 1000000;
+  throws(j, "does not match the parameters");
+  j = good;
+  j["parameters"]["input_scale"][1] = 0.0;
+  throws(j, "parameters.input_scale[1]");
+  j = good;
+  j["options"]["learn_noise"] = 1;
+  throws(j, "must be true or false");
+  j = good;
+  j["options"]["likelihood"] = "poisson";
+  throws(j, "options.likelihood");
+  j = good;
+  j["options"]["prior"].erase("scale");
+  throws(j, "options.prior.scale");
+  j = good;
+  j["options"]["prior"]["mixture_weight"] = 1.5;
+  throws(j, "mixture_weight");
+  j = good;
+  j["parameters"]["log_noise_variance"].push_back(0.0);  // learned noise: m = 2 entries
+  throws(j, "parameters.log_noise_variance");
+  j = good;
+  j["structure"]["output_dim"] = 3;  // the targets' standardization has 2 entries
+  throws(j, "parameters");
+  CHECK_THROWS_WITH(latent::from_json<latent::basic_fitted_bayesian_mlp<float>>(good), Contains("'double'"));
+
+  // The same checks guard a record built in code.
+  auto bad = fitted;
+  bad.params.conservativeResize(bad.params.size() - 1);
+  CHECK_THROWS_WITH(latent::bayesian_mlp{bad}, Contains("num_parameters()"));
+  bad = fitted;
+  bad.input_scale(0) = -1.0;
+  CHECK_THROWS_WITH(latent::bayesian_mlp{bad}, Contains("input_scale"));
+  bad = fitted;
+  bad.params(3) = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH(latent::bayesian_mlp{bad}, Contains("params"));
+  CHECK_THROWS_WITH(latent::save(bad, "unused.json"), Contains("only finite parameters"));
+  bad = fitted_bnn<double>({.hidden = {3}, .likelihood = latent::bnn_likelihood::categorical}, 41);
+  bad.output_dim = 1;
+  CHECK_THROWS_WITH(latent::bayesian_mlp{bad}, Contains("output_dim"));
+  bad.output_dim = 3;
+  bad.options.num_classes = 4;
+  CHECK_THROWS_WITH(latent::bayesian_mlp{bad}, Contains("num_classes"));
+  bad = fitted;
+  bad.target_shift.resize(1);
+  CHECK_THROWS_WITH(latent::bayesian_mlp{bad}, Contains("target_shift"));
+}
+
 TEST_CASE("doubles are written so that they read back to the same bits", "[json]") {
   // Hard cases for decimal conversion: subnormals, extremes, values one ulp apart, -0.
   latent::linear_vae_params p;
@@ -369,7 +516,8 @@ TEST_CASE("fuzz: truncated and mutated files give a model or invalid_argument, n
                                latent::to_json(fitted_factor_analysis(x)).dump(1),
                                latent::to_json(fitted_network(records)).dump(1),
                                latent::to_json(latent::neyman_scott(3)).dump(),
-                               latent::to_json(latent::fitted_vae{3, o, v.initial_params(init_rng)}).dump(1)};
+                               latent::to_json(latent::fitted_vae{3, o, v.initial_params(init_rng)}).dump(1),
+                               latent::to_json(fitted_bnn<double>({.hidden = {2}}, 9)).dump(1)};
   const std::string alphabet = "{}[]:,\"-+.0123456789eE \nabcdefghijklmnopqrstuvwxyz\\\x01\xff";
   auto rng = make_rng(2024);
   std::size_t loaded = 0, refused = 0;
@@ -401,7 +549,15 @@ TEST_CASE("fuzz: truncated and mutated files give a model or invalid_argument, n
         case 2: (void)latent::detail::load_json<latent::factor_analysis>(in, "fuzz"); break;
         case 3: (void)latent::detail::load_json<latent::discrete_bayes_net>(in, "fuzz"); break;
         case 4: (void)latent::detail::load_json<latent::neyman_scott>(in, "fuzz"); break;
-        default: (void)latent::detail::load_json<latent::fitted_vae>(in, "fuzz"); break;
+        case 5: (void)latent::detail::load_json<latent::fitted_vae>(in, "fuzz"); break;
+        default: {
+          const auto b = latent::detail::load_json<latent::fitted_bayesian_mlp>(in, "fuzz");
+          if (b.input_dim == 3) {  // a loaded record makes a usable model
+            auto r = make_rng(1);
+            (void)latent::bayesian_mlp(b).predict(b.params, x, 2, r);
+          }
+          break;
+        }
       }
       ok = true;
     } catch (const latent::invalid_argument&) {

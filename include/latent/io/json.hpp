@@ -17,7 +17,9 @@
 /// Models: `basic_gaussian_mixture` (every covariance type), `basic_factor_analysis`,
 /// `basic_neyman_scott`, `basic_discrete_bayes_net`, `basic_fitted_vae` (a VAE's architecture
 /// and trained weights; the VAE objective itself only views its training data) and
-/// `basic_linear_vae_params` (the linear VAE's parameters), each for float and double.
+/// `basic_linear_vae_params` (the linear VAE's parameters) and `basic_fitted_bayesian_mlp` (a
+/// Bayesian MLP's architecture, standardization and variational parameters: build a model for
+/// prediction from it with `basic_bayesian_mlp<S>(fitted)`), each for float and double.
 ///
 /// The file is one JSON object:
 ///
@@ -53,6 +55,7 @@
 #include <latent/models/factor_analysis/linear_vae_layout.hpp>
 #include <latent/models/gaussian_mixture.hpp>
 #include <latent/models/neyman_scott.hpp>
+#include <latent/models/bayesian_mlp/options.hpp>
 #include <latent/models/vae/options.hpp>
 #include <latent/nn/layout.hpp>
 
@@ -171,6 +174,12 @@ inline std::int64_t integer(const json& j, std::string_view path, std::int64_t l
   return v;
 }
 
+/// A boolean (true or false, not a number).
+inline bool boolean(const json& j, std::string_view path) {
+  if (!j.is_boolean()) fail(path, "must be true or false, got ", type_name(j));
+  return j.get<bool>();
+}
+
 /// A string.
 inline std::string string(const json& j, std::string_view path) {
   if (!j.is_string()) fail(path, "must be a string, got ", type_name(j));
@@ -183,6 +192,14 @@ inline const json& array(const json& j, std::string_view path, std::int64_t size
   if (size >= 0 && j.size() != static_cast<std::size_t>(size))
     fail(path, "must have ", size, " entries, got ", j.size());
   return j;
+}
+
+/// An array of integers, each in [lo, hi] (layer widths, ...).
+inline std::vector<Eigen::Index> integers(const json& j, std::string_view path, std::int64_t lo, std::int64_t hi) {
+  array(j, path);
+  std::vector<Eigen::Index> v;
+  for (std::size_t i = 0; i < j.size(); ++i) v.push_back(integer(j[i], item(path, i), lo, hi));
+  return v;
 }
 
 /// One of the names `names` (index i is the enumerator with value i).
@@ -269,6 +286,7 @@ inline constexpr std::string_view activation_names[] = {"identity", "relu", "tan
 inline constexpr std::string_view likelihood_names[] = {"bernoulli", "gaussian", "gaussian_shared"};
 
 inline constexpr std::string_view bound_names[] = {"elbo", "iwae"};
+inline constexpr std::string_view bnn_likelihood_names[] = {"gaussian", "heteroscedastic_gaussian", "categorical"};
 
 /// The `missing_values` option, optional in a file (absent: `reject`, the default).
 template <class Options>
@@ -589,14 +607,6 @@ struct json_traits<basic_fitted_vae<S>> {
                        {"log_variance", detail::json_vector(m.params.tail(n[2]), "log_variance")}};
   }
 
-  static std::vector<Eigen::Index> widths(const nlohmann::json& j, const std::string& path) {
-    json_field::array(j, path);
-    std::vector<Eigen::Index> w;
-    for (std::size_t i = 0; i < j.size(); ++i)
-      w.push_back(json_field::integer(j[i], json_field::item(path, i), 1, detail::json_max_size));
-    return w;
-  }
-
   static model read(const nlohmann::json& f) {
     namespace jf = json_field;
     model m;
@@ -605,8 +615,10 @@ struct json_traits<basic_fitted_vae<S>> {
     const auto& op = jf::member(f, "", "options");
     auto& o = m.options;
     o.latent_dim = jf::integer(jf::member(op, "options", "latent_dim"), "options.latent_dim", 1, detail::json_max_size);
-    o.encoder_hidden = widths(jf::member(op, "options", "encoder_hidden"), "options.encoder_hidden");
-    o.decoder_hidden = widths(jf::member(op, "options", "decoder_hidden"), "options.decoder_hidden");
+    o.encoder_hidden = jf::integers(jf::member(op, "options", "encoder_hidden"), "options.encoder_hidden", 1,
+                                    detail::json_max_size);
+    o.decoder_hidden = jf::integers(jf::member(op, "options", "decoder_hidden"), "options.decoder_hidden", 1,
+                                    detail::json_max_size);
     o.encoder_activation = jf::enumeration<nn::activation>(jf::member(op, "options", "encoder_activation"),
                                                            "options.encoder_activation", detail::activation_names);
     o.decoder_activation = jf::enumeration<nn::activation>(jf::member(op, "options", "decoder_activation"),
@@ -676,6 +688,135 @@ struct json_traits<basic_linear_vae_params<S>> {
     p.encoder_log_scales = jf::vector<S>(jf::member(pa, "parameters", "encoder_log_scales"),
                                          "parameters.encoder_log_scales", k);
     return p;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Bayesian MLP
+// ---------------------------------------------------------------------------------------------
+
+/// `basic_fitted_bayesian_mlp<S>`: structure {input_dim, output_dim}, options (every member of
+/// `bnn_options`, the prior as an object {scale, mixture_weight, second_scale}), parameters
+/// {input_shift, input_scale, target_shift, target_scale (empty for categorical), weight_mean
+/// and weight_rho (P each, in nn/layout.hpp's order), log_noise_variance (m for a gaussian
+/// likelihood with learned noise, else empty)}.
+template <Scalar S>
+struct json_traits<basic_fitted_bayesian_mlp<S>> {
+  using model = basic_fitted_bayesian_mlp<S>;
+  static constexpr std::string_view name = "bayesian_mlp";
+
+  /// {P, the number of log noise variances} for dimensions d, m and options o, or an error
+  /// naming what is wrong. Widths are first bounded by `available` (the parameter count in
+  /// hand): a layer of width w has w biases, so a valid file has no width above it.
+  static std::array<Eigen::Index, 2> sizes(Eigen::Index d, Eigen::Index m, const bnn_options& o, std::string_view fn,
+                                           Eigen::Index available) {
+    detail::validate_bnn_options(o, fn);
+    const bool categorical = o.likelihood == bnn_likelihood::categorical;
+    require(d >= 1, fn, "'input_dim' must be >= 1, got ", d);
+    require(m >= (categorical ? 2 : 1), fn, "'output_dim' must be >= ", categorical ? 2 : 1, ", got ", m);
+    require(!categorical || o.num_classes == 0 || o.num_classes == m, fn, "option 'num_classes' (", o.num_classes,
+            ") differs from 'output_dim' (", m, ")");
+    const auto bound = [&](Eigen::Index w, std::string_view what) {
+      require(w <= available, fn, "'", what, "' (", w, ") exceeds the ", available,
+              " weights given: the architecture does not match the parameters");
+    };
+    bound(d, "input_dim");
+    bound(m, "output_dim");
+    for (auto w : o.hidden) bound(w, "hidden");
+    const Eigen::Index outputs = o.likelihood == bnn_likelihood::heteroscedastic_gaussian ? 2 * m : m;
+    const Eigen::Index noise = o.likelihood == bnn_likelihood::gaussian && o.learn_noise ? m : 0;
+    return {detail::bnn_layout(d, outputs, o).num_parameters(), noise};
+  }
+
+  static nlohmann::json options_json(const bnn_options& o) {
+    return {{"hidden", o.hidden},
+            {"activation", detail::json_enum_name(o.activation, detail::activation_names, "activation")},
+            {"likelihood", detail::json_enum_name(o.likelihood, detail::bnn_likelihood_names, "likelihood")},
+            {"num_classes", o.num_classes},
+            {"prior", {{"scale", o.prior.scale},
+                       {"mixture_weight", o.prior.mixture_weight},
+                       {"second_scale", o.prior.second_scale}}},
+            {"initial_scale", o.initial_scale},
+            {"learn_noise", o.learn_noise},
+            {"noise_variance", o.noise_variance},
+            {"standardize", o.standardize},
+            {"local_reparameterization", o.local_reparameterization}};
+  }
+
+  static void write(const model& f, nlohmann::json& j) {
+    const auto n = sizes(f.input_dim, f.output_dim, f.options, "to_json", f.params.size());
+    require(f.params.size() == 2 * n[0] + n[1], "to_json", "the bayesian_mlp's 'params' must have ", 2 * n[0] + n[1],
+            " entries for its dimensions and options, got ", f.params.size());
+    const Eigen::Index ym = f.options.likelihood == bnn_likelihood::categorical ? 0 : f.output_dim;
+    require_shape(f.input_shift, f.input_dim, 1, "to_json", "input_shift");
+    require_shape(f.input_scale, f.input_dim, 1, "to_json", "input_scale");
+    require_shape(f.target_shift, ym, 1, "to_json", "target_shift");
+    require_shape(f.target_scale, ym, 1, "to_json", "target_scale");
+    j["structure"] = {{"input_dim", f.input_dim}, {"output_dim", f.output_dim}};
+    j["options"] = options_json(f.options);
+    j["parameters"] = {{"input_shift", detail::json_vector(f.input_shift, "input_shift")},
+                       {"input_scale", detail::json_vector(f.input_scale, "input_scale")},
+                       {"target_shift", detail::json_vector(f.target_shift, "target_shift")},
+                       {"target_scale", detail::json_vector(f.target_scale, "target_scale")},
+                       {"weight_mean", detail::json_vector(f.params.head(n[0]), "weight_mean")},
+                       {"weight_rho", detail::json_vector(f.params.segment(n[0], n[0]), "weight_rho")},
+                       {"log_noise_variance", detail::json_vector(f.params.tail(n[1]), "log_noise_variance")}};
+  }
+
+  static bnn_options read_options(const nlohmann::json& op) {
+    namespace jf = json_field;
+    const auto get = [&](const char* key) -> const nlohmann::json& { return jf::member(op, "options", key); };
+    bnn_options o;
+    o.hidden = jf::integers(get("hidden"), "options.hidden", 1, detail::json_max_size);
+    o.activation = jf::enumeration<nn::activation>(get("activation"), "options.activation", detail::activation_names);
+    o.likelihood =
+        jf::enumeration<bnn_likelihood>(get("likelihood"), "options.likelihood", detail::bnn_likelihood_names);
+    o.num_classes = jf::integer(get("num_classes"), "options.num_classes", 0, detail::json_max_size);
+    const auto& pr = get("prior");
+    o.prior.scale = jf::number(jf::member(pr, "options.prior", "scale"), "options.prior.scale");
+    o.prior.mixture_weight =
+        jf::number(jf::member(pr, "options.prior", "mixture_weight"), "options.prior.mixture_weight");
+    o.prior.second_scale = jf::number(jf::member(pr, "options.prior", "second_scale"), "options.prior.second_scale");
+    o.initial_scale = jf::number(get("initial_scale"), "options.initial_scale");
+    o.learn_noise = jf::boolean(get("learn_noise"), "options.learn_noise");
+    o.noise_variance = jf::number(get("noise_variance"), "options.noise_variance");
+    o.standardize = jf::boolean(get("standardize"), "options.standardize");
+    o.local_reparameterization = jf::boolean(get("local_reparameterization"), "options.local_reparameterization");
+    return o;
+  }
+
+  static model read(const nlohmann::json& file) {
+    namespace jf = json_field;
+    model f;
+    const auto& st = jf::member(file, "", "structure");
+    f.input_dim = jf::integer(jf::member(st, "structure", "input_dim"), "structure.input_dim", 1, detail::json_max_size);
+    f.output_dim =
+        jf::integer(jf::member(st, "structure", "output_dim"), "structure.output_dim", 1, detail::json_max_size);
+    f.options = read_options(jf::member(file, "", "options"));
+    const auto& pa = jf::member(file, "", "parameters");
+    const auto get = [&](const char* key) -> const nlohmann::json& { return jf::member(pa, "parameters", key); };
+    const auto& mean = jf::array(get("weight_mean"), "parameters.weight_mean");
+    const auto n = jf::checked("options", [&] {
+      return sizes(f.input_dim, f.output_dim, f.options, "bayesian_mlp", static_cast<Eigen::Index>(mean.size()));
+    });
+    const Eigen::Index ym = f.options.likelihood == bnn_likelihood::categorical ? 0 : f.output_dim;
+    const auto scale = [&](const char* key, Eigen::Index size) {
+      const std::string path = jf::sub("parameters", key);
+      array_t<S> a = jf::vector<S>(get(key), path, size).array();
+      for (Eigen::Index i = 0; i < a.size(); ++i)
+        if (!(a(i) > S(0))) jf::fail(jf::item(path, static_cast<std::size_t>(i)), "must be positive, got ", a(i));
+      return a;
+    };
+    f.input_shift = jf::vector<S>(get("input_shift"), "parameters.input_shift", f.input_dim).array();
+    f.input_scale = scale("input_scale", f.input_dim);
+    f.target_shift = jf::vector<S>(get("target_shift"), "parameters.target_shift", ym).array();
+    f.target_scale = scale("target_scale", ym);
+    const vector_t<S> mu = jf::vector<S>(mean, "parameters.weight_mean", n[0]);
+    const vector_t<S> rho = jf::vector<S>(get("weight_rho"), "parameters.weight_rho", n[0]);
+    const vector_t<S> noise = jf::vector<S>(get("log_noise_variance"), "parameters.log_noise_variance", n[1]);
+    f.params.resize(2 * n[0] + n[1]);
+    f.params << mu, rho, noise;
+    return f;
   }
 };
 

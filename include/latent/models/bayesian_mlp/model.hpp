@@ -96,6 +96,60 @@ class basic_bayesian_mlp {
     net_ = network_type(detail::bnn_layout(x.rows(), outputs, options_));
   }
 
+  /// A model for prediction only, from a trained one (`fitted`, or a loaded file): `predict`,
+  /// `predict_classes`, `log_likelihood`, `weight_mean`, `weight_scale` and `noise_variance`
+  /// give what the training model gave for the same parameters and engine state, bit for bit.
+  /// It holds no training data: `value_and_gradient` and `value` throw `invalid_argument`.
+  /// @throws invalid_argument for invalid options, dimensions inconsistent with the
+  ///         likelihood, standardization arrays of the wrong size, non-finite or non-positive
+  ///         scales, or parameters of the wrong length or not finite
+  explicit basic_bayesian_mlp(const basic_fitted_bayesian_mlp<S>& fitted) : options_(fitted.options) {
+    constexpr std::string_view fn = "bayesian_mlp";
+    detail::validate_bnn_options(options_, fn);
+    const Eigen::Index d = fitted.input_dim, m = fitted.output_dim;
+    require(d >= 1, fn, "the fitted model's 'input_dim' must be >= 1, got ", d);
+    if (categorical()) {
+      require(m >= 2, fn, "a categorical model's 'output_dim' (classes) must be >= 2, got ", m);
+      require(options_.num_classes == 0 || options_.num_classes == m, fn, "option 'num_classes' (",
+              options_.num_classes, ") differs from the fitted model's 'output_dim' (", m, ")");
+    } else {
+      require(m >= 1, fn, "the fitted model's 'output_dim' must be >= 1, got ", m);
+    }
+    const Eigen::Index ym = categorical() ? 0 : m;
+    const auto check_standardization = [&](const array_type& shift, const array_type& scale, Eigen::Index size,
+                                           std::string_view which) {
+      require(shift.size() == size && scale.size() == size, fn, "the fitted model's '", which,
+              "_shift' and '", which, "_scale' must have ", size, " entries, got ", shift.size(), " and ",
+              scale.size());
+      require_finite(shift, fn, concat(which, "_shift"));
+      require_finite(scale, fn, concat(which, "_scale"));
+      require((scale > S(0)).all(), fn, "the fitted model's '", which, "_scale' must be positive");
+    };
+    check_standardization(fitted.input_shift, fitted.input_scale, d, "input");
+    check_standardization(fitted.target_shift, fitted.target_scale, ym, "target");
+    targets_ = m;
+    x_shift_ = fitted.input_shift;
+    x_scale_ = fitted.input_scale;
+    y_shift_ = fitted.target_shift;
+    y_scale_ = fitted.target_scale;
+    x_.resize(d, 0);
+    y_.resize(categorical() ? 1 : m, 0);
+    const Eigen::Index outputs = options_.likelihood == bnn_likelihood::heteroscedastic_gaussian ? 2 * m : m;
+    net_ = network_type(detail::bnn_layout(d, outputs, options_));
+    check_params(fitted.params.size(), fn);
+    require_finite(fitted.params, fn, "params");
+  }
+
+  /// What prediction needs from this model and trained parameters `params` (copied), for
+  /// saving (io/json.hpp) or for `basic_bayesian_mlp(fitted)`.
+  /// @throws invalid_argument for parameters of the wrong length or not finite
+  basic_fitted_bayesian_mlp<S> fitted(const vector_type& params) const {
+    constexpr std::string_view fn = "bayesian_mlp::fitted";
+    check_params(params.size(), fn);
+    require_finite(params, fn, "params");
+    return {input_dim(), output_dim(), options_, x_shift_, x_scale_, y_shift_, y_scale_, params};
+  }
+
   Eigen::Index input_dim() const { return x_.rows(); }
   /// m (regression targets) or K (classes).
   Eigen::Index output_dim() const { return targets_; }
@@ -356,6 +410,8 @@ class basic_bayesian_mlp {
   double estimate(const vector_type& params, minibatch batch, std::size_t num_samples, vector_type* grad, Rng& rng,
                   std::string_view fn) {
     using A = accumulator_type;
+    require(num_observations() > 0, fn,
+            "this model was made from a fitted model for prediction and holds no training data");
     check_params(params.size(), fn);
     detail::require_minibatch(batch, num_observations(), num_samples, fn);
     const Eigen::Index p = num_weights(), b = static_cast<Eigen::Index>(batch.size());

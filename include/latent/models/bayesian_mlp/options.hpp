@@ -1,9 +1,11 @@
 #pragma once
 /// @file
 /// The Bayesian MLP's architecture, likelihood, prior and variational starting point, chosen at
-/// run time. See models/bayesian_mlp.hpp for the model.
+/// run time, and a trained model's record (`basic_fitted_bayesian_mlp`). See
+/// models/bayesian_mlp.hpp for the model.
 
 #include <latent/core/error.hpp>
+#include <latent/core/scalar.hpp>
 #include <latent/nn/activation.hpp>
 #include <latent/nn/layout.hpp>
 
@@ -61,6 +63,21 @@ struct bnn_options {
   bool standardize = true;
   bool local_reparameterization = false;
 };
+
+/// A trained Bayesian MLP: everything prediction needs, without the training data. Get one
+/// from `model.fitted(params)`, save and load it with io/json.hpp, and predict from it with
+/// `basic_bayesian_mlp<S> m(fitted); m.predict(fitted.params, x, draws, rng)`.
+template <Scalar S>
+struct basic_fitted_bayesian_mlp {
+  using scalar_type = S;
+  Eigen::Index input_dim = 0;   ///< d
+  Eigen::Index output_dim = 0;  ///< m (regression targets) or K (classes)
+  bnn_options options;          ///< the architecture, likelihood and prior
+  array_t<S> input_shift, input_scale;    ///< d each: x_std = (x - shift) / scale
+  array_t<S> target_shift, target_scale;  ///< m each (empty for categorical)
+  vector_t<S> params;  ///< [mu (P) | rho (P) | log noise variances], as `sgd_elbo` returned them
+};
+using fitted_bayesian_mlp = basic_fitted_bayesian_mlp<double>;
 
 namespace detail {
 
