@@ -41,7 +41,19 @@ Eigen::VectorXd check_fit_data(const basic_observations<S>& x, Eigen::Index k_co
   const Eigen::Index d = x.dim(), n = x.size();
   require(n > 0 && d > 0, fn, "argument 'x' must have at least one row and column, got ", d, " x ", n);
   require(k_count <= n, fn, "K = ", k_count, " components need at least K observations, got N = ", n);
-  require_finite(x.x(), fn, "x");
+  // One sequential pass over the data, in chunks of columns that stay in cache: finite entries
+  // and each coordinate's range. (Whole-matrix row-wise reductions would walk a d x N
+  // column-major matrix row by row; on a mapped file larger than memory every extra pass is
+  // one more read of the file.)
+  vector_t<S> lo_s = vector_t<S>::Constant(d, std::numeric_limits<S>::infinity());
+  vector_t<S> hi_s = vector_t<S>::Constant(d, -std::numeric_limits<S>::infinity());
+  constexpr Eigen::Index chunk = 4096;
+  for (Eigen::Index j0 = 0; j0 < n; j0 += chunk) {
+    const auto c = x.x().middleCols(j0, std::min(chunk, n - j0));
+    if (!c.allFinite()) require_finite(x.x(), fn, "x");  // names the first offending entry
+    lo_s = lo_s.cwiseMin(c.rowwise().minCoeff());
+    hi_s = hi_s.cwiseMax(c.rowwise().maxCoeff());
+  }
   const auto transpose_hint = [&] {
     return concat("; observations are the columns of 'x' (d x N): if your data are N x d, pass the transpose",
                   type == covariance_type::full || type == covariance_type::tied
@@ -56,8 +68,8 @@ Eigen::VectorXd check_fit_data(const basic_observations<S>& x, Eigen::Index k_co
     require(n >= d + k_count, fn, "argument 'x' has N = ", n, " observations in d = ", d,
             " dimensions: a tied covariance of K = ", k_count, " components is singular unless N >= d + K",
             transpose_hint());
-  const Eigen::VectorXd lo = x.x().rowwise().minCoeff().template cast<double>();
-  const Eigen::VectorXd hi = x.x().rowwise().maxCoeff().template cast<double>();
+  const Eigen::VectorXd lo = lo_s.template cast<double>();
+  const Eigen::VectorXd hi = hi_s.template cast<double>();
   const double w = static_cast<double>(x.total_weight());
   const double terms = 2048.0 * std::max({static_cast<double>(n), w, static_cast<double>(d)});
   const double bound = std::sqrt(static_cast<double>(std::numeric_limits<S>::max()) / terms);
