@@ -9,6 +9,11 @@
 //
 // (As root, Open MPI wants OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1.)
 //
+// Open MPI pins each rank to one core by default, and with it the single process of step 1,
+// whose threads then share that core: to compare the executors, time the single process
+// under `mpirun -np 1 --bind-to none ./mpi_em --threads 2` and the ranks under
+// `mpirun -np 2 ./mpi_em` (docs/scaling.md gives both).
+//
 // ctest-arguments: --n 20000 --iterations 5
 
 #include <latent/io/mapped_npy.hpp>
