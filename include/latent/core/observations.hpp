@@ -10,7 +10,9 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <concepts>
+#include <limits>
 
 namespace latent {
 
@@ -88,4 +90,26 @@ class basic_observations {
 /// Double-precision observations (the common case).
 using observations = basic_observations<double>;
 
+namespace detail {
+
+/// Each row's minimum and maximum of the d x N data `x`, in `lo` and `hi`, from one sequential
+/// pass in chunks of columns that stay in cache; false if some entry is not finite (then `lo`
+/// and `hi` are unspecified). A whole-matrix row-wise reduction would walk a column-major
+/// matrix row by row, which on a memory-mapped file larger than memory reads the file once per
+/// row.
+template <Scalar S>
+bool finite_row_ranges(const Eigen::Ref<const matrix_t<S>>& x, vector_t<S>& lo, vector_t<S>& hi) {
+  constexpr Eigen::Index chunk = 4096;
+  lo = vector_t<S>::Constant(x.rows(), std::numeric_limits<S>::infinity());
+  hi = vector_t<S>::Constant(x.rows(), -std::numeric_limits<S>::infinity());
+  for (Eigen::Index j0 = 0; j0 < x.cols(); j0 += chunk) {
+    const auto c = x.middleCols(j0, std::min(chunk, x.cols() - j0));
+    if (!c.allFinite()) return false;
+    lo = lo.cwiseMin(c.rowwise().minCoeff());
+    hi = hi.cwiseMax(c.rowwise().maxCoeff());
+  }
+  return true;
+}
+
+}  // namespace detail
 }  // namespace latent

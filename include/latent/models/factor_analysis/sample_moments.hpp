@@ -47,7 +47,8 @@ vector_t<accumulator_t<S>> weighted_row_sum(const basic_observations<S>& x, Map&
 template <Scalar S>
 void require_representable_spread(const basic_observations<S>& x, std::string_view fn) {
   if (x.size() == 0) return;
-  const vector_t<S> hi = x.x().rowwise().maxCoeff(), lo = x.x().rowwise().minCoeff();
+  vector_t<S> lo, hi;
+  if (!finite_row_ranges<S>(x.x(), lo, hi)) require_finite(x.x(), fn, "x");  // names the entry
   const double count = std::max(static_cast<double>(x.size()), static_cast<double>(x.total_weight()));
   const double bound = std::sqrt(static_cast<double>(std::numeric_limits<S>::max()) / (64.0 * count));
   for (Eigen::Index j = 0; j < x.dim(); ++j) {

@@ -41,19 +41,8 @@ Eigen::VectorXd check_fit_data(const basic_observations<S>& x, Eigen::Index k_co
   const Eigen::Index d = x.dim(), n = x.size();
   require(n > 0 && d > 0, fn, "argument 'x' must have at least one row and column, got ", d, " x ", n);
   require(k_count <= n, fn, "K = ", k_count, " components need at least K observations, got N = ", n);
-  // One sequential pass over the data, in chunks of columns that stay in cache: finite entries
-  // and each coordinate's range. (Whole-matrix row-wise reductions would walk a d x N
-  // column-major matrix row by row; on a mapped file larger than memory every extra pass is
-  // one more read of the file.)
-  vector_t<S> lo_s = vector_t<S>::Constant(d, std::numeric_limits<S>::infinity());
-  vector_t<S> hi_s = vector_t<S>::Constant(d, -std::numeric_limits<S>::infinity());
-  constexpr Eigen::Index chunk = 4096;
-  for (Eigen::Index j0 = 0; j0 < n; j0 += chunk) {
-    const auto c = x.x().middleCols(j0, std::min(chunk, n - j0));
-    if (!c.allFinite()) require_finite(x.x(), fn, "x");  // names the first offending entry
-    lo_s = lo_s.cwiseMin(c.rowwise().minCoeff());
-    hi_s = hi_s.cwiseMax(c.rowwise().maxCoeff());
-  }
+  vector_t<S> lo_s, hi_s;  // one sequential pass: finite entries and each coordinate's range
+  if (!finite_row_ranges<S>(x.x(), lo_s, hi_s)) require_finite(x.x(), fn, "x");  // names the entry
   const auto transpose_hint = [&] {
     return concat("; observations are the columns of 'x' (d x N): if your data are N x d, pass the transpose",
                   type == covariance_type::full || type == covariance_type::tied
