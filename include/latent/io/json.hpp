@@ -16,7 +16,7 @@
 ///
 /// Models: `basic_gaussian_mixture` (every covariance type), `basic_factor_analysis`,
 /// `basic_neyman_scott`, `basic_discrete_bayes_net`, `basic_fitted_vae` (a VAE's architecture
-/// and trained weights; the VAE objective itself only views its training data) and
+/// and trained weights; the VAE objective itself only views its training data),
 /// `basic_linear_vae_params` (the linear VAE's parameters) and `basic_fitted_bayesian_mlp` (a
 /// Bayesian MLP's architecture, standardization and variational parameters: build a model for
 /// prediction from it with `basic_bayesian_mlp<S>(fitted)`), each for float and double.
@@ -50,12 +50,12 @@
 
 #include <latent/core/error.hpp>
 #include <latent/core/scalar.hpp>
+#include <latent/models/bayesian_mlp/options.hpp>
 #include <latent/models/discrete_bayes_net.hpp>
 #include <latent/models/factor_analysis.hpp>
 #include <latent/models/factor_analysis/linear_vae_layout.hpp>
 #include <latent/models/gaussian_mixture.hpp>
 #include <latent/models/neyman_scott.hpp>
-#include <latent/models/bayesian_mlp/options.hpp>
 #include <latent/models/vae/options.hpp>
 #include <latent/nn/layout.hpp>
 
