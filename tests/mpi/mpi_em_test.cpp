@@ -15,18 +15,23 @@
 
 #include <mpi.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <iostream>
 #include <random>
+#include <utility>
 #include <vector>
 
 namespace {
 
-// Small blocks and turns: many blocks, several rounds and turns on every rank for N ~ 10^3.
+// Small blocks and turns: many blocks and several turns on every rank for N ~ 10^3.
 constexpr Eigen::Index block = 64;
 constexpr Eigen::Index turn = 2;
 
-latent::mpi_executor executor_for(Eigen::Index n, int threads) {
-  return latent::mpi_executor(MPI_COMM_WORLD, n, threads, block, turn);
+// round_bytes = 1: one turn per rank a round, so an E-step takes several rounds; the default
+// (8 MB) takes all turns in one round at these sizes.
+latent::mpi_executor executor_for(Eigen::Index n, int threads, std::size_t round_bytes) {
+  return latent::mpi_executor(MPI_COMM_WORLD, n, threads, block, turn, Eigen::Index{1} << 18, round_bytes);
 }
 
 // The two fits of `model` (restarts drawn from the same seed), compared bit for bit.
@@ -34,18 +39,19 @@ template <class Model, class Data, class Shard, class SameParams>
 void compare_fits(const Model& start, const Data& all, Shard&& shard_of, Eigen::Index n, SameParams&& same_params) {
   // Few iterations: oversubscribed ranks (4 on 2 cores) pay a time slice per collective.
   const latent::em_options options{.max_iterations = 12, .tolerance = 1e-12, .restarts = 2};
-  for (const int threads : {1, 2}) {
+  for (const auto& [threads, round_bytes] : {std::pair{1, std::size_t{1}}, std::pair{2, latent::detail::wave_memory_budget}}) {
     Model single = start;
     std::mt19937_64 rng_single(7);
     const auto a = latent::em(single, all, rng_single, latent::thread_executor{threads, block}, options);
 
-    const auto ex = executor_for(n, threads);
+    const auto ex = executor_for(n, threads, round_bytes);
     const auto local = shard_of(ex);
     Model distributed = start;
     std::mt19937_64 rng_distributed(7);
     const auto b = latent::em(distributed, local, rng_distributed, ex, options);
 
-    INFO("rank " << ex.rank() << " of " << ex.ranks() << ", " << threads << " threads");
+    INFO("rank " << ex.rank() << " of " << ex.ranks() << ", " << threads << " threads, rounds of " << round_bytes
+                 << " bytes");
     CHECK(a.iterations > 2);
     CHECK(b.iterations == a.iterations);
     CHECK(b.restart == a.restart);
@@ -121,18 +127,31 @@ TEST_CASE("mpi_executor: shards, the initialization sample and wrong shards", "[
   for (Eigen::Index j = 0; j < n; ++j) x.col(j) << static_cast<double>(j), -static_cast<double>(j);
   const latent::mpi_executor ex(MPI_COMM_WORLD, n, 1, block, turn, /*init_columns=*/100);
 
-  // The shards partition [0, N) into whole turns, dealt round-robin.
+  // The shards partition [0, N) into whole turns, dealt round-robin, and no rank holds more
+  // than its fair share of blocks, ceil(B / P).
   Eigen::Index held = ex.local_columns();
   MPI_Allreduce(MPI_IN_PLACE, &held, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
   CHECK(held == n);
+  const Eigen::Index t = ex.turn_blocks(), nblocks = (n + block - 1) / block;
+  CHECK((t >= 1 && t <= turn));
   std::vector<int> owner(static_cast<std::size_t>(n), -1);
-  for (int r = 0; r < ex.ranks(); ++r)
+  for (int r = 0; r < ex.ranks(); ++r) {
     for (const auto& [b, e] : ex.ranges_of(r)) {
-      CHECK(b % (block * turn) == 0);
-      CHECK(b / (block * turn) % ex.ranks() == r);
+      CHECK(b % (block * t) == 0);
+      CHECK(b / (block * t) % ex.ranks() == r);
       for (Eigen::Index j = b; j < e; ++j) owner[static_cast<std::size_t>(j)] = r;
     }
+    CHECK((ex.columns_of(r) + block - 1) / block <= (nblocks + ex.ranks() - 1) / ex.ranks());
+  }
   CHECK(std::count(owner.begin(), owner.end(), -1) == 0);
+  // The turn size evens the load: 196 blocks in turns of at most 16 on P ranks. Turns of 16
+  // would give rank 0 100 blocks on 2 ranks; turns of 14 give 98 each.
+  const latent::mpi_executor even(MPI_COMM_WORLD, 196 * 1024, 1);
+  const Eigen::Index fair = (196 + even.ranks() - 1) / even.ranks();
+  CHECK(even.turn_blocks() <= 16);
+  for (int r = 0; r < even.ranks(); ++r) CHECK(even.columns_of(r) <= fair * 1024);
+  if (even.ranks() == 2) CHECK(even.turn_blocks() == 14);
+  if (even.ranks() == 1) CHECK(even.turn_blocks() == 16);
 
   // Every rank gathers the same sample: columns floor(j N / m), in order.
   const Eigen::MatrixXd local = ex.shard(x);
@@ -160,12 +179,14 @@ TEST_CASE("mpi_executor: bad options are rejected", "[mpi]") {
   CHECK_THROWS_AS(latent::mpi_executor(MPI_COMM_WORLD, 10, 1, 0), latent::invalid_argument);
   CHECK_THROWS_AS(latent::mpi_executor(MPI_COMM_WORLD, 10, 1, 8, 0), latent::invalid_argument);
   CHECK_THROWS_AS(latent::mpi_executor(MPI_COMM_WORLD, 10, 1, 8, 1, 0), latent::invalid_argument);
-  // Fewer turns than ranks would leave a rank without columns (every rank throws alike).
+  // Fewer blocks than ranks would leave a rank without columns (every rank throws alike);
+  // as many blocks as ranks is enough, whatever turn_blocks asks (turns shrink to one block).
   int ranks = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &ranks);
-  const Eigen::Index n = 8 * 2 * (ranks - 1) + 1;  // ranks turns of 2 blocks of 8, the last of one column
-  CHECK_NOTHROW(latent::mpi_executor(MPI_COMM_WORLD, n, 1, 8, 2));
-  CHECK_THROWS_WITH(latent::mpi_executor(MPI_COMM_WORLD, n - 1, 1, 8, 2), Catch::Contains("every rank needs at least one"));
+  const Eigen::Index n = 8 * (ranks - 1) + 1;  // ranks blocks of 8, the last of one column
+  CHECK_NOTHROW(latent::mpi_executor(MPI_COMM_WORLD, n, 1, 8, 16));
+  CHECK(latent::mpi_executor(MPI_COMM_WORLD, n, 1, 8, 16).local_columns() >= 1);
+  CHECK_THROWS_WITH(latent::mpi_executor(MPI_COMM_WORLD, n - 1, 1, 8, 16), Catch::Contains("every rank needs at least one"));
 }
 
 int main(int argc, char* argv[]) {

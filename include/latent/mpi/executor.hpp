@@ -11,29 +11,35 @@
 ///
 /// **Who holds which columns.** The N global columns are cut into blocks of `block_size`
 /// columns (the same blocks as the single-process executors), and the blocks into *turns*
-/// of `turn_blocks` blocks. Turn c belongs to rank c mod P: the turns are dealt round-robin,
-/// so every rank gets a share of every part of the data and the ranks finish each round
-/// together. A rank holds the columns of its turns, concatenated in global order
-/// (`local_ranges()` lists them; `shard(X)` cuts them out of a matrix that a rank can see,
-/// and a rank reading a file reads just those ranges).
+/// of at most `turn_blocks` blocks. Turn c belongs to rank c mod P: the turns are dealt
+/// round-robin, so every rank gets a share of every part of the data. The turn size is the
+/// largest (up to `turn_blocks`) that gives no rank more than ceil(B / P) of the B blocks,
+/// so the ranks carry equal work (196 blocks on 2 ranks: turns of 14, 98 blocks each, where
+/// turns of 16 would give 100 and 96). A rank holds the columns of its turns, concatenated in
+/// global order (`local_ranges()` lists them; `shard(X)` cuts them out of a matrix that a rank
+/// can see, and a rank reading a file reads just those ranges).
 ///
 /// **Why the bits do not depend on P or the threads.** The single-process executors merge
 /// the blocks' statistics into the total one by one in block order,
 /// total = ((total + s_0) + s_1) + ..., and add the blocks' objectives in the same order.
-/// This executor does exactly those additions: in round k every rank computes the blocks of
-/// its turn k P + rank (with its threads, each block into fresh statistics), the blocks' flat
-/// views and objectives are gathered on rank 0 in rank order (which is global block order,
-/// since round k holds turns kP, ..., kP + P - 1), and rank 0 adds them into the total with
-/// the statistics' own `operator+=` in that order. After the last round rank 0 broadcasts the
-/// total's flat view and the objective; every rank then applies the same M-step. The flat
+/// This executor does exactly those additions. The turns are taken in rounds of m turns per
+/// rank (turns kmP, ..., (k+1)mP - 1 in round k): every rank computes the blocks of its turns
+/// of the round (with its threads, each block into fresh statistics), the blocks' flat views
+/// and objectives are gathered on rank 0, and rank 0 adds them into the total with the
+/// statistics' own `operator+=` in global block order. After the last round rank 0 broadcasts
+/// the total's flat view and the objective; every rank then applies the same M-step. The flat
 /// view is a lossless copy of the additive numbers (statistics in float travel as double),
 /// so every floating-point operation is the one the single-process fit does. A single block
 /// (N <= block_size) is computed straight into the total on rank 0, as the serial executor does.
 ///
-/// **Memory and traffic.** Rank 0 holds one round's block statistics (P x turn_blocks flat
-/// views), independent of N. Per E-step each block's statistics cross the network once
-/// (N / block_size flat views in all) plus one broadcast; for the mixture with d = 16, K = 8
-/// a block's statistics are ~17 KB against 128 KB of data.
+/// **Memory, traffic and waiting.** m is as large as keeps a round's statistics on rank 0
+/// (P m turns of flat views) within `round_bytes` (8 MB by default, the threaded executor's
+/// wave budget), so rank 0's memory does not grow with N; for the mixture with d = 16, K = 8
+/// (17 KB of statistics per block of 128 KB of data) that is ~480 blocks a round, and an E-step
+/// over N = 2e5 is one round: the ranks meet once, not once per turn (rounds of one turn each,
+/// which made ranks wait for each other's jitter, with uneven turns cost ~4 % of a 2-rank
+/// E-step here: docs/scaling.md). Per E-step each block's statistics cross the network once
+/// (N / block_size flat views in all) plus one broadcast.
 ///
 /// **Scalars.** `all_sum(v)` (the total observation weight, which scales the convergence
 /// test) gathers every rank's value and adds them in rank order: exact, hence equal to the
@@ -137,14 +143,18 @@ class mpi_executor {
   /// @param global_columns  N, the number of observations over all ranks
   /// @param threads         E-step threads per rank; 0 = the OpenMP default
   /// @param block_size      columns per block; part of the arithmetic, as for `thread_executor`
-  /// @param turn_blocks     blocks per turn: fixes which rank holds which columns, not the bits
+  /// @param turn_blocks     at most this many blocks per turn: fixes which rank holds which
+  ///                        columns, not the bits
   /// @param init_columns    at most this many columns are gathered for `initialize` (see there)
+  /// @param round_bytes     memory for one round's block statistics on rank 0 (at least one
+  ///                        turn per rank is taken a round, whatever its size); not the bits
   /// @throws invalid_argument for N < 0, threads < 0, block_size < 1, turn_blocks < 1,
-  ///         init_columns < 1, or fewer turns than ranks (a rank would hold no columns)
+  ///         init_columns < 1, or fewer blocks than ranks (a rank would hold no columns)
   mpi_executor(MPI_Comm comm, Eigen::Index global_columns, int threads = 0, Eigen::Index block_size = 1024,
-               Eigen::Index turn_blocks = 16, Eigen::Index init_columns = Eigen::Index{1} << 18)
-      : comm_(comm), n_(global_columns), threads_(threads), block_size_(block_size), turn_blocks_(turn_blocks),
-        init_columns_(init_columns) {
+               Eigen::Index turn_blocks = 16, Eigen::Index init_columns = Eigen::Index{1} << 18,
+               std::size_t round_bytes = detail::wave_memory_budget)
+      : comm_(comm), n_(global_columns), threads_(threads), block_size_(block_size),
+        init_columns_(init_columns), round_bytes_(round_bytes) {
     constexpr const char* fn = "mpi_executor";
     detail::require(global_columns >= 0, fn, "argument 'global_columns' must be >= 0, got ", global_columns);
     detail::require(threads >= 0, fn, "option 'threads' must be >= 0, got ", threads);
@@ -154,11 +164,12 @@ class mpi_executor {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
     // Models reject empty data (a Bayesian network's data cannot even be made empty), so
-    // every rank must hold at least one turn. Every rank computes the same answer: all throw.
-    const Eigen::Index turns = detail::block_count(detail::block_count(n_, block_size_), turn_blocks_);
-    detail::require(turns >= size_, fn, "the ", n_, " columns make ", turns, " turn(s) of turn_blocks x block_size = ",
-                    turn_blocks_ * block_size_, " columns, fewer than the ", size_,
-                    " ranks: every rank needs at least one; use fewer ranks, or a smaller turn_blocks or block_size");
+    // every rank must hold at least one block. Every rank computes the same answer: all throw.
+    const Eigen::Index nblocks = detail::block_count(n_, block_size_);
+    detail::require(nblocks >= size_, fn, "the ", n_, " columns make ", nblocks, " block(s) of ", block_size_,
+                    " columns, fewer than the ", size_,
+                    " ranks: every rank needs at least one; use fewer ranks or a smaller block_size");
+    turn_ = even_turn(nblocks, turn_blocks, size_);
   }
 
   int rank() const { return rank_; }
@@ -166,7 +177,9 @@ class mpi_executor {
   MPI_Comm communicator() const { return comm_; }
   Eigen::Index global_columns() const { return n_; }
   Eigen::Index block_size() const { return block_size_; }
-  Eigen::Index turn_blocks() const { return turn_blocks_; }
+  /// Blocks per turn: the largest size up to the constructor's `turn_blocks` that gives no
+  /// rank more than ceil(B / P) of the B blocks.
+  Eigen::Index turn_blocks() const { return turn_; }
 
   /// Threads this rank uses (1 without OpenMP).
   int resolved_threads() const { return thread_executor{threads_, block_size_}.resolved_threads(); }
@@ -175,7 +188,7 @@ class mpi_executor {
   /// concatenated (increasing).
   std::vector<std::pair<Eigen::Index, Eigen::Index>> ranges_of(int r) const {
     std::vector<std::pair<Eigen::Index, Eigen::Index>> out;
-    const Eigen::Index turn_columns = turn_blocks_ * block_size_;
+    const Eigen::Index turn_columns = turn_ * block_size_;
     for (Eigen::Index c = r; c * turn_columns < n_; c += size_)
       out.emplace_back(c * turn_columns, std::min(n_, (c + 1) * turn_columns));
     return out;
@@ -271,7 +284,7 @@ class mpi_executor {
   auto gather(const Data& x, const std::vector<Eigen::Index>& wanted) const {
     using codec = mpi_columns<Data>;
     const Eigen::Index rows = codec::rows(x);
-    const Eigen::Index turn_columns = turn_blocks_ * block_size_;
+    const Eigen::Index turn_columns = turn_ * block_size_;
     const auto owner = [&](Eigen::Index g) { return static_cast<int>((g / turn_columns) % size_); };
     const auto local = [&](Eigen::Index g) { return (g / turn_columns) / size_ * turn_columns + g % turn_columns; };
     std::vector<double> send;
@@ -322,37 +335,69 @@ class mpi_executor {
     }
   }
 
-  /// Blocks in rounds of one turn per rank, merged on rank 0 in global block order.
+  /// The largest turn size t <= `most` with which no rank holds more than ceil(B / P)
+  /// blocks (t = 1 always does: blocks dealt one by one).
+  static Eigen::Index even_turn(Eigen::Index nblocks, Eigen::Index most, int ranks) {
+    const Eigen::Index p = ranks, fair = detail::block_count(nblocks, p);
+    for (Eigen::Index t = std::min(most, std::max<Eigen::Index>(nblocks, 1)); t > 1; --t) {
+      // Rank 0 holds the most turns, all full unless it also holds the last (short) turn;
+      // every other rank holds as many turns or fewer.
+      const Eigen::Index turns = detail::block_count(nblocks, t);
+      const Eigen::Index most_held = detail::block_count(turns, p) * t - ((turns - 1) % p == 0 ? turns * t - nblocks : 0);
+      if (turns >= p && most_held <= fair) return t;
+    }
+    return 1;
+  }
+
+  /// Blocks in rounds of `m` turns per rank, merged on rank 0 in global block order.
   template <class Stats, class Zero, class Block>
   double rounds(Eigen::Index nblocks, Zero& zero, Block& block, Stats& total, std::exception_ptr& error) const {
-    const Eigen::Index nturns = detail::block_count(nblocks, turn_blocks_);
+    const Eigen::Index nturns = detail::block_count(nblocks, turn_);
     const Stats prototype = zero();
     const auto width = static_cast<std::size_t>(flat_size(prototype)) + 1;  // flat view + objective
+    const std::size_t turn_bytes = width * sizeof(double) * static_cast<std::size_t>(turn_ * size_);
+    const Eigen::Index per_rank = std::clamp<Eigen::Index>(static_cast<Eigen::Index>(round_bytes_ / turn_bytes), 1,
+                                                           detail::block_count(nturns, size_));
+    const Eigen::Index round_turns = per_rank * size_;
     // Blocks of turn c (global block indices).
     const auto turn = [&](Eigen::Index c) {
-      const Eigen::Index first = std::min(nblocks, c * turn_blocks_);
-      return std::pair{first, std::min(nblocks, first + turn_blocks_)};
+      const Eigen::Index first = std::min(nblocks, c * turn_);
+      return std::pair{first, std::min(nblocks, first + turn_)};
     };
-    std::vector<Stats> parts(static_cast<std::size_t>(turn_blocks_), prototype);
-    std::vector<double> values(static_cast<std::size_t>(turn_blocks_), 0.0);
+    // Blocks rank r computes in the round starting at turn c0.
+    const auto blocks_of = [&](int r, Eigen::Index c0) {
+      Eigen::Index count = 0;
+      for (Eigen::Index c = c0 + r; c < std::min(nturns, c0 + round_turns); c += size_) {
+        const auto [f, l] = turn(c);
+        count += l - f;
+      }
+      return count;
+    };
+    std::vector<Stats> parts(static_cast<std::size_t>(per_rank * turn_), prototype);
+    std::vector<double> values(parts.size(), 0.0);
+    std::vector<Eigen::Index> mine;  // global blocks of this rank's turns of the round
     std::vector<double> send, recv;
     std::vector<int> counts(static_cast<std::size_t>(size_)), offsets(static_cast<std::size_t>(size_));
     Stats incoming = prototype;
     double value = 0.0;
     const int team = resolved_threads();
     std::atomic<bool> failed{static_cast<bool>(error)};
-    Eigen::Index local_begin = 0;  // local column of this rank's current turn
-    for (Eigen::Index round = 0; round * size_ < nturns; ++round) {
-      const auto [first, last] = turn(round * size_ + rank_);
-      const Eigen::Index count = last - first;
-      // This rank's blocks of the round, each into fresh statistics.
+    for (Eigen::Index c0 = 0; c0 < nturns; c0 += round_turns) {
+      mine.clear();
+      for (Eigen::Index c = c0 + rank_; c < std::min(nturns, c0 + round_turns); c += size_)
+        for (auto [g, l] = turn(c); g < l; ++g) mine.push_back(g);
+      const auto count = static_cast<Eigen::Index>(mine.size());
+      // Each block into fresh statistics. A rank's columns are its turns concatenated, and
+      // only the globally last turn and block can be short, so the local column of global
+      // block g of turn c is (c / P) turns of columns in, plus g's offset in its turn.
       const auto run = [&](Eigen::Index i) {
         if (failed) return;
         const auto slot = static_cast<std::size_t>(i);
-        const Eigen::Index begin = (first + i) * block_size_, end = std::min(n_, begin + block_size_);
+        const Eigen::Index g = mine[slot], c = g / turn_;
+        const Eigen::Index begin = g * block_size_, end = std::min(n_, begin + block_size_);
         try {
           parts[slot] = zero();
-          const Eigen::Index local = local_begin + (begin - first * block_size_);
+          const Eigen::Index local = (c / size_) * turn_ * block_size_ + (g - c * turn_) * block_size_;
           values[slot] = static_cast<double>(block(local, local + (end - begin), parts[slot]));
         } catch (...) {
 #if defined(_OPENMP)
@@ -372,7 +417,6 @@ class mpi_executor {
       } else
 #endif
         for (Eigen::Index i = 0; i < count; ++i) run(i);
-      if (count > 0) local_begin += std::min(n_, last * block_size_) - first * block_size_;
       send.assign(static_cast<std::size_t>(count) * width, 0.0);
       if (!error)
         for (Eigen::Index i = 0; i < count; ++i) {
@@ -382,23 +426,27 @@ class mpi_executor {
           });
           send[at] = values[static_cast<std::size_t>(i)];
         }
-      // Gather the round on rank 0 in rank order = global block order.
+      // Gather the round on rank 0: rank r's blocks in global order, after rank r - 1's.
       int total_count = 0;
       for (int r = 0; r < size_; ++r) {
-        const auto [f, l] = turn(round * size_ + r);
-        counts[static_cast<std::size_t>(r)] = static_cast<int>(static_cast<std::size_t>(l - f) * width);
+        counts[static_cast<std::size_t>(r)] = static_cast<int>(static_cast<std::size_t>(blocks_of(r, c0)) * width);
         offsets[static_cast<std::size_t>(r)] = total_count;
         total_count += counts[static_cast<std::size_t>(r)];
       }
       if (rank_ == 0) recv.resize(static_cast<std::size_t>(total_count));
       MPI_Gatherv(send.data(), static_cast<int>(send.size()), MPI_DOUBLE, recv.data(), counts.data(),
                   offsets.data(), MPI_DOUBLE, 0, comm_);
+      // Merge in global order: turn c0, c0 + 1, ... comes from rank (c mod P)'s next blocks.
       if (rank_ == 0 && !error)
         capture(error, [&] {
-          for (std::size_t at = 0; at < recv.size(); at += width) {
-            from_flat(incoming, std::span<const double>(recv.data() + at, width - 1));
-            total += incoming;
-            value += recv[at + width - 1];
+          std::vector<std::size_t> next(offsets.begin(), offsets.end());
+          for (Eigen::Index c = c0; c < std::min(nturns, c0 + round_turns); ++c) {
+            std::size_t& at = next[static_cast<std::size_t>(c % size_)];
+            for (auto [g, l] = turn(c); g < l; ++g, at += width) {
+              from_flat(incoming, std::span<const double>(recv.data() + at, width - 1));
+              total += incoming;
+              value += recv[at + width - 1];
+            }
           }
         });
       failed = static_cast<bool>(error);
@@ -421,8 +469,9 @@ class mpi_executor {
   Eigen::Index n_;
   int threads_;
   Eigen::Index block_size_;
-  Eigen::Index turn_blocks_;
   Eigen::Index init_columns_;
+  std::size_t round_bytes_;
+  Eigen::Index turn_ = 1;  // blocks per turn (see even_turn)
   int rank_ = 0;
   int size_ = 1;
 };
