@@ -316,6 +316,7 @@ TEST_CASE("a non-finite stream value ends the fit with numerical_issue and the l
 #include <latent/io/mapped_npy.hpp>
 #include <latent/io/npy.hpp>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -403,14 +404,29 @@ TEMPLATE_TEST_CASE("write_npy and the streaming writer round-trip bit for bit", 
   CHECK(latent::read_npy<TestType>(streamed.path) == x.leftCols(7));
 }
 
+// 20000 draws of the truth mixture, written to a .npy file and mapped, and a mixture started
+// on them.
+struct mapped_sample {
+  std::mt19937_64 rng;
+  Eigen::MatrixXd x;
+  temp_file file;
+  latent::mapped_npy mapped;
+  latent::gaussian_mixture start;
+
+  mapped_sample(std::uint64_t seed, const std::string& name)
+      : rng(make_rng(seed)), x(truth_mixture().sample(20000, rng)), file(name), mapped(written(file.path, x)),
+        start(started(x, rng)) {}
+
+  static std::string written(const std::string& path, const Eigen::MatrixXd& x) {
+    latent::write_npy(path, x);
+    return path;
+  }
+};
+
 TEST_CASE("EM on a memory-mapped file equals EM in memory, bit for bit; online EM reads it in runs",
           "[npy][em]") {
-  auto rng = make_rng(12);
-  const Eigen::MatrixXd x = truth_mixture().sample(20000, rng);
-  temp_file file("mixture.npy");
-  latent::write_npy(file.path, x);
-  const latent::mapped_npy mapped(file.path);
-  const latent::gaussian_mixture start = started(x, rng);
+  mapped_sample f(12, "mixture.npy");
+  auto& [rng, x, file, mapped, start] = f;
   latent::gaussian_mixture in_memory = start, from_file = start;
   const auto a = latent::em(in_memory, x);
   const auto b = latent::em(from_file, mapped.observations());
@@ -422,6 +438,66 @@ TEST_CASE("EM on a memory-mapped file equals EM in memory, bit for bit; online E
                                      {.batch_size = 500, .order = latent::minibatch_order::shuffled_runs, .max_epochs = 3});
   CHECK(fit.status == latent::fit_status::max_iterations);
   CHECK(2.0 * (a.objective - fit.objective) <= latent_test::chi_square_critical(static_cast<int>(start.num_free_parameters())));
+}
+
+TEST_CASE("read-ahead asks for every piece of a file once per pass, before the pass reaches it", "[npy][read_ahead]") {
+  // A pass reads the data bytes [offset, size) in blocks of `block` bytes, in order; record where
+  // the pass was (the block's first byte; 0 for the first block) when each piece was asked for.
+  struct layout {
+    std::uint64_t size, offset, block, piece, ahead;
+  };
+  for (const layout& f : {layout{1000, 128, 64, 100, 1}, layout{1000, 128, 64, 100, 3}, layout{1000, 128, 300, 100, 2},
+                          layout{1024, 128, 16, 128, 4}, layout{999, 80, 1, 37, 5}, layout{500, 128, 64, 100, 5},
+                          layout{500, 128, 64, 100, 9}}) {
+    CAPTURE(f.size, f.offset, f.block, f.piece, f.ahead);
+    const std::uint64_t count = (f.size + f.piece - 1) / f.piece;
+    std::vector<std::vector<std::uint64_t>> asked(count);
+    for (std::uint64_t lo = f.offset; lo < f.size; lo += f.block) {
+      const bool first = lo == f.offset;
+      const std::uint64_t at = first ? 0 : lo;
+      latent::detail::read_ahead_pieces(at, std::min(f.size, lo + f.block), first, f.size, f.piece, f.ahead,
+                                        [&](std::uint64_t j) {
+                                          REQUIRE(j < count);
+                                          asked[j].push_back(at);
+                                        });
+    }
+    for (std::uint64_t j = 0; j < count; ++j) {
+      CAPTURE(j);
+      REQUIRE(!asked[j].empty());
+      if (f.ahead >= count) {
+        CHECK(asked[j] == std::vector<std::uint64_t>{0});  // the whole file at the first block
+      } else if (j < f.ahead) {
+        // At the first block, and again near the end of the pass for the next one.
+        CHECK(asked[j].size() == 2);
+        CHECK(asked[j][0] == 0);
+        CHECK(asked[j][1] + f.block > (count - f.ahead + j) * f.piece);
+      } else {
+        CHECK(asked[j].size() == 1);
+        CHECK(asked[j][0] <= (j - f.ahead) * f.piece);  // `ahead` pieces before it is read
+      }
+    }
+  }
+}
+
+TEST_CASE("the read-ahead executor gives the wrapped executor's results bit for bit", "[npy][read_ahead][em]") {
+  const mapped_sample f(14, "read_ahead.npy");
+  const auto& [rng, x, file, mapped, start] = f;
+  const latent::thread_executor threads{.threads = 2, .block_size = 256};
+  latent::gaussian_mixture plain = start, ahead = start;
+  const auto a = latent::em(plain, mapped.observations(), threads, {.max_iterations = 5});
+  // A window smaller than a piece still reads one piece ahead; this file is one piece.
+  const latent::read_ahead_executor ex(mapped, threads, 1);
+  const auto b = latent::em(ahead, mapped.observations(), ex, {.max_iterations = 5});
+  CHECK(a.trace == b.trace);
+  CHECK(plain.params().means == ahead.params().means);
+  CHECK(plain.params().covariances == ahead.params().covariances);
+  // Other data than the file's (another column count): the wrapped executor alone.
+  auto s1 = start.zero_stats(), s2 = start.zero_stats();
+  CHECK(latent::e_step(start, latent::observations(x.leftCols(999)), s1, threads) ==
+        latent::e_step(start, latent::observations(x.leftCols(999)), s2, ex));
+  CHECK(s1.sums == s2.sums);
+  CHECK_THROWS_AS(latent::read_ahead_executor(mapped, threads, 0), latent::invalid_argument);
+  STATIC_REQUIRE(latent::Executor<latent::read_ahead_executor<double>>);
 }
 
 TEST_CASE("malformed, truncated or unsupported .npy files are invalid_argument, never a crash", "[npy][errors]") {
