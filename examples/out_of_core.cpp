@@ -2,7 +2,8 @@
 // memory, fits, and deletes. Every EM iteration is one sequential pass over the file; the
 // program prints each pass's throughput next to the disk's sequential read bandwidth and the
 // E-step's in-memory speed, so you can see which of the two limits the fit. The passes run
-// with a `read_ahead_executor`, which keeps the disk reading 64 MB ahead of the threads.
+// with a `read_ahead_executor`, whose reader thread keeps the disk reading up to 64 MB ahead
+// of the threads.
 // Both read-bandwidth measurements (before and after the fit) start with none of the file in
 // the page cache (the program drops this file's cached pages: posix_fadvise DONTNEED).
 //
@@ -11,7 +12,8 @@
 //   out_of_core --dir /scratch --iterations 5 --keep
 //   out_of_core --covariance full  full covariances (the default, diagonal, has an E-step
 //                                  fast enough for the disk to be the limit)
-//   out_of_core --no-read-ahead    the plain thread executor (pages read when first touched)
+//   out_of_core --no-read-ahead    the plain thread executor (pages read when the E-step first
+//                                  touches them)
 //   out_of_core --keep, then --reuse   keep the file, then fit it again without rewriting it
 //
 // ctest-arguments: --n 200000
@@ -186,7 +188,7 @@ int main(int argc, char** argv) {
   } progress{std::chrono::steady_clock::now(), gb, static_cast<double>(n)};
   std::printf("batch EM (%s covariances) on the mapped file, %zu iterations, %s:\n",
               covariance == latent::covariance_type::full ? "full" : "diagonal", iterations,
-              read_ahead ? "reading 64 MB ahead" : "no read-ahead");
+              read_ahead ? "a reader thread up to 64 MB ahead" : "no read-ahead");
   drop_cached(path);
   const latent::em_options options{.max_iterations = iterations};
   const latent::thread_executor threads;

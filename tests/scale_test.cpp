@@ -316,11 +316,14 @@ TEST_CASE("a non-finite stream value ends the fit with numerical_issue and the l
 #include <latent/io/mapped_npy.hpp>
 #include <latent/io/npy.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace {
 
@@ -440,43 +443,38 @@ TEST_CASE("EM on a memory-mapped file equals EM in memory, bit for bit; online E
   CHECK(2.0 * (a.objective - fit.objective) <= latent_test::chi_square_critical(static_cast<int>(start.num_free_parameters())));
 }
 
-TEST_CASE("read-ahead asks for every piece of a file once per pass, before the pass reaches it", "[npy][read_ahead]") {
-  // A pass reads the data bytes [offset, size) in blocks of `block` bytes, in order; record where
-  // the pass was (the block's first byte; 0 for the first block) when each piece was asked for.
-  struct layout {
-    std::uint64_t size, offset, block, piece, ahead;
-  };
-  for (const layout& f : {layout{1000, 128, 64, 100, 1}, layout{1000, 128, 64, 100, 3}, layout{1000, 128, 300, 100, 2},
-                          layout{1024, 128, 16, 128, 4}, layout{999, 80, 1, 37, 5}, layout{500, 128, 64, 100, 5},
-                          layout{500, 128, 64, 100, 9}}) {
-    CAPTURE(f.size, f.offset, f.block, f.piece, f.ahead);
-    const std::uint64_t count = (f.size + f.piece - 1) / f.piece;
-    std::vector<std::vector<std::uint64_t>> asked(count);
-    for (std::uint64_t lo = f.offset; lo < f.size; lo += f.block) {
-      const bool first = lo == f.offset;
-      const std::uint64_t at = first ? 0 : lo;
-      latent::detail::read_ahead_pieces(at, std::min(f.size, lo + f.block), first, f.size, f.piece, f.ahead,
-                                        [&](std::uint64_t j) {
-                                          REQUIRE(j < count);
-                                          asked[j].push_back(at);
-                                        });
-    }
-    for (std::uint64_t j = 0; j < count; ++j) {
-      CAPTURE(j);
-      REQUIRE(!asked[j].empty());
-      if (f.ahead >= count) {
-        CHECK(asked[j] == std::vector<std::uint64_t>{0});  // the whole file at the first block
-      } else if (j < f.ahead) {
-        // At the first block, and again near the end of the pass for the next one.
-        CHECK(asked[j].size() == 2);
-        CHECK(asked[j][0] == 0);
-        CHECK(asked[j][1] + f.block > (count - f.ahead + j) * f.piece);
-      } else {
-        CHECK(asked[j].size() == 1);
-        CHECK(asked[j][0] <= (j - f.ahead) * f.piece);  // `ahead` pieces before it is read
-      }
-    }
+TEST_CASE("the read-ahead reader reads a pass in order, ahead of the blocks and never beyond its window",
+          "[npy][read_ahead]") {
+  using reader = latent::read_ahead_executor<double>::reader;
+  const mapped_sample f(15, "reader.npy");
+  const char* bytes = reinterpret_cast<const char*>(f.mapped.matrix().data());
+  const std::uint64_t size = f.mapped.data_bytes();  // 320000: 79 pages, not a whole number
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  REQUIRE(size > 8 * page);
+  using namespace std::chrono_literals;
+  {
+    reader r(bytes, size, page);
+    CHECK(r.lead() == 2 * page);  // steps of one page when the window is one page
+    const std::uint64_t first = 2 * page + 100, second = 5 * page + 7;
+    r.wait_for(first);
+    CHECK(r.bytes_read() >= first);
+    std::this_thread::sleep_for(100ms);  // time to run on, if it did not stop
+    CHECK(r.bytes_read() < first + r.lead());
+    r.wait_for(second);  // asking for more lets it go on
+    CHECK(r.bytes_read() >= second);
+    std::this_thread::sleep_for(100ms);
+    CHECK(r.bytes_read() < second + r.lead());
+    r.wait_for(size);
+    CHECK(r.bytes_read() == size);
+    r.wait_for(size + 1);  // beyond the end: returns once the reader has finished
   }
+  {
+    reader r(bytes, size, std::uint64_t{1} << 30);  // a window larger than the region: all of it
+    r.wait_for(1);
+    r.wait_for(size);
+    CHECK(r.bytes_read() == size);
+  }
+  { reader r(bytes, size, page); }  // destroyed while it waits for a block to ask: stops
 }
 
 TEST_CASE("the read-ahead executor gives the wrapped executor's results bit for bit", "[npy][read_ahead][em]") {
@@ -485,8 +483,9 @@ TEST_CASE("the read-ahead executor gives the wrapped executor's results bit for 
   const latent::thread_executor threads{.threads = 2, .block_size = 256};
   latent::gaussian_mixture plain = start, ahead = start;
   const auto a = latent::em(plain, mapped.observations(), threads, {.max_iterations = 5});
-  // A window smaller than a piece still reads one piece ahead; this file is one piece.
-  const latent::read_ahead_executor ex(mapped, threads, 1);
+  // A window of one page and blocks of one page (256 columns of 2 doubles): the blocks wait for
+  // the reader, and it for them, at every block.
+  const latent::read_ahead_executor ex(mapped, threads, 4096);
   const auto b = latent::em(ahead, mapped.observations(), ex, {.max_iterations = 5});
   CHECK(a.trace == b.trace);
   CHECK(plain.params().means == ahead.params().means);
@@ -496,6 +495,16 @@ TEST_CASE("the read-ahead executor gives the wrapped executor's results bit for 
   CHECK(latent::e_step(start, latent::observations(x.leftCols(999)), s1, threads) ==
         latent::e_step(start, latent::observations(x.leftCols(999)), s2, ex));
   CHECK(s1.sums == s2.sums);
+  // A block that throws ends the pass with its exception; the reader stops.
+  auto s3 = start.zero_stats();
+  CHECK_THROWS_AS(ex.reduce(
+                      mapped.size(), [&] { return start.zero_stats(); },
+                      [](Eigen::Index begin, Eigen::Index, auto&) {
+                        if (begin >= 2560) throw std::runtime_error("block failed");
+                        return 0.0;
+                      },
+                      s3),
+                  std::runtime_error);
   CHECK_THROWS_AS(latent::read_ahead_executor(mapped, threads, 0), latent::invalid_argument);
   STATIC_REQUIRE(latent::Executor<latent::read_ahead_executor<double>>);
 }

@@ -14,10 +14,11 @@
 ///
 /// A page the E-step reaches before the operating system has read it stops that thread until
 /// the disk delivers it, so a pass alternates between reading and computing. To overlap them,
-/// run the solver with a `read_ahead_executor`: before each block it asks the kernel
-/// (`madvise(MADV_WILLNEED)`) to start reading the part of the file a window (64 MB by
-/// default) beyond the block, so the disk works while the threads compute. It changes no
-/// arithmetic: the results are those of the executor it wraps, bit for bit.
+/// run the solver with a `read_ahead_executor`: during each pass a thread of its own reads the
+/// file in order, up to a window (64 MB by default) beyond the blocks, and each block waits
+/// until its columns are in; the disk sees one sequential stream and the computing threads
+/// find their pages mapped. It changes no arithmetic: the results are those of the executor it
+/// wraps, bit for bit.
 ///
 /// POSIX only (Linux, macOS, BSD). The mapping is read-only: writing to the file through
 /// another handle while it is mapped changes what the view sees.
@@ -32,9 +33,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include <fcntl.h>
@@ -44,31 +48,8 @@
 
 namespace latent {
 
-namespace detail {
-
-/// Read-ahead requests go to the kernel in pieces of this many bytes (a multiple of any page
-/// size): one request per 16 MB that a pass moves on.
-inline constexpr std::uint64_t read_ahead_piece = std::uint64_t{16} << 20;
-
-/// Which pieces of a file to ask for when a pass reads bytes [lo, hi) of it. The file's `size`
-/// bytes are cut into pieces of `piece` bytes; `ahead` >= 1 is the read-ahead distance in
-/// pieces. `ask(j)` is called for piece (j + ahead) mod count for every piece j whose first
-/// byte lies in [lo, hi), and, when `first` (the pass's first block, whose `lo` is then 0),
-/// also for pieces [0, ahead). So a pass that reads the file in order asks for every piece once,
-/// `ahead` pieces before it reaches it, and its last blocks ask for the start of the next pass.
-template <class Ask>
-void read_ahead_pieces(std::uint64_t lo, std::uint64_t hi, bool first, std::uint64_t size, std::uint64_t piece,
-                       std::uint64_t ahead, Ask&& ask) {
-  const std::uint64_t count = size / piece + (size % piece != 0 ? 1 : 0);
-  if (count == 0 || hi <= lo) return;
-  if (first)
-    for (std::uint64_t j = 0; j < std::min(ahead, count); ++j) ask(j);
-  if (ahead >= count) return;  // the first block asked for the whole file
-  for (std::uint64_t j = lo / piece + (lo % piece != 0 ? 1 : 0); j < count && j * piece < hi; ++j)
-    ask((j + ahead) % count);
-}
-
-}  // namespace detail
+template <Scalar S, Executor Inner = thread_executor>
+class read_ahead_executor;
 
 /// A read-only memory map of a C-order (N, d) `.npy` file of scalar type S, viewed as a d x N
 /// matrix with one observation per column. Movable, not copyable; unmaps on destruction.
@@ -146,26 +127,15 @@ class basic_mapped_npy {
   /// The data as unweighted observations for the solvers (valid while this object lives).
   basic_observations<S> observations() const { return basic_observations<S>(matrix()); }
 
-  /// Tells the operating system that columns [begin, end) are about to be read, in a pass
-  /// through the file in column order (column 0 starts a pass): asks it to start reading the
-  /// part of the file `window_bytes` beyond them (`madvise(MADV_WILLNEED)`, which returns
-  /// without waiting for the disk), in 16 MB pieces, each piece asked for once per pass. Only
-  /// advice: it changes no data, and a failed request is ignored. Used by
-  /// `read_ahead_executor`; thread-safe.
-  void read_ahead(Eigen::Index begin, Eigen::Index end, std::size_t window_bytes) const {
-    if (base_ == nullptr || begin < 0 || end <= begin || end > size()) return;
-    const std::uint64_t column = static_cast<std::uint64_t>(dim()) * sizeof(S);
-    const std::uint64_t piece = detail::read_ahead_piece;
-    const std::uint64_t ahead = std::max<std::uint64_t>(1, (window_bytes + piece - 1) / piece);
-    const std::uint64_t lo = begin == 0 ? 0 : header_.data_offset + static_cast<std::uint64_t>(begin) * column;
-    const std::uint64_t hi = header_.data_offset + static_cast<std::uint64_t>(end) * column;
-    detail::read_ahead_pieces(lo, hi, begin == 0, size_, piece, ahead, [&](std::uint64_t j) {
-      const std::uint64_t at = j * piece;
-      ::madvise(static_cast<char*>(base_) + at, static_cast<std::size_t>(std::min(piece, size_ - at)), MADV_WILLNEED);
-    });
+ private:
+  template <Scalar, Executor>
+  friend class read_ahead_executor;
+
+  /// Bytes from the start of the map to the end of column `end` - 1 (to the data when 0).
+  std::uint64_t bytes_through(Eigen::Index end) const {
+    return header_.data_offset + static_cast<std::uint64_t>(end) * static_cast<std::uint64_t>(dim()) * sizeof(S);
   }
 
- private:
   void unmap() {
     if (base_ != nullptr) ::munmap(base_, size_);
     base_ = nullptr;
@@ -179,10 +149,12 @@ class basic_mapped_npy {
 
 using mapped_npy = basic_mapped_npy<double>;
 
-/// An executor for passes over a mapped file: runs `Inner` (threads by default) and, before
-/// each block, calls `file.read_ahead` for the block's columns, so the disk reads the next
-/// `window_bytes` of the file while the threads compute (see the file comment). Results are
-/// Inner's, bit for bit. Pass it to `em`, `e_step` or `variational_em` with
+/// An executor for passes over a mapped file: while `Inner` (threads by default) computes, a
+/// thread of its own reads the file in order, at most `window_bytes` beyond the blocks the
+/// computing threads have reached, and each block waits until its columns have been read. So
+/// the disk reads one sequential stream, as fast as it can, while the blocks compute, and the
+/// computing threads never wait for a page fault themselves (see the file comment). Results
+/// are Inner's, bit for bit. Pass it to `em`, `e_step` or `variational_em` with
 /// `file.observations()`; for a call over other data (a different column count) it only runs
 /// Inner. The file must outlive the executor.
 ///
@@ -191,10 +163,10 @@ using mapped_npy = basic_mapped_npy<double>;
 /// latent::read_ahead_executor ex(file, latent::thread_executor{.threads = 2});
 /// auto fit = latent::em(gmm, file.observations(), ex, {.max_iterations = 20});
 /// ```
-template <Scalar S, Executor Inner = thread_executor>
+template <Scalar S, Executor Inner>
 class read_ahead_executor {
  public:
-  /// Read-ahead distance when none is given: four 16 MB pieces.
+  /// How far the reader may run ahead of the blocks when no window is given.
   static constexpr std::size_t default_window = std::size_t{64} << 20;
 
   /// @throws invalid_argument if window_bytes is 0
@@ -204,13 +176,16 @@ class read_ahead_executor {
     detail::require(window_bytes > 0, "read_ahead_executor", "option 'window_bytes' must be positive");
   }
 
+  /// Throws what Inner and the blocks throw, and std::system_error if the reader thread cannot
+  /// be started.
   template <class Stats, class Zero, class Block>
   double reduce(Eigen::Index n, Zero&& zero, Block&& block, Stats& total) const {
     if (n != file_->size()) return inner_.reduce(n, zero, block, total);
+    reader pass(static_cast<const char*>(file_->base_), file_->size_, window_);
     return inner_.reduce(
         n, zero,
         [&](Eigen::Index begin, Eigen::Index end, Stats& part) {
-          file_->read_ahead(begin, end, window_);
+          pass.wait_for(file_->bytes_through(end));
           return block(begin, end, part);
         },
         total);
@@ -219,6 +194,104 @@ class read_ahead_executor {
 
   const Inner& inner() const { return inner_; }
   std::size_t window_bytes() const { return window_; }
+
+  /// One pass's reader: a thread that reads bytes [0, size) of a mapped region in order, in
+  /// steps of at most 2 MB, touching one byte of every page (so the pages are read from the
+  /// disk and mapped for every thread of the process), and asks the kernel to start reading
+  /// each step `window` bytes before it gets there (`madvise(MADV_WILLNEED)`, which does not
+  /// wait), so that the disk always has requests queued. It never reads more than `window`
+  /// bytes beyond the furthest byte a block has asked for, so a pass over a file larger than
+  /// memory does not push pages out before they are used. At the end it asks for the first
+  /// `window` bytes again, where the next pass starts. Public for the tests.
+  class reader {
+   public:
+    reader(const char* base, std::uint64_t size, std::uint64_t window)
+        : base_(base), size_(size), window_(std::max<std::uint64_t>(window, 1)),
+          step_(std::clamp<std::uint64_t>(window, page(), max_step)), thread_([this] { run(); }) {}
+    reader(const reader&) = delete;
+    reader& operator=(const reader&) = delete;
+    ~reader() {
+      {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+      }
+      wanted_changed_.notify_one();
+      thread_.join();
+    }
+
+    /// Returns once bytes [0, end) have been read (or the reader has stopped).
+    void wait_for(std::uint64_t end) {
+      std::unique_lock lock(mutex_);
+      if (end > wanted_) {
+        wanted_ = end;
+        // Wake the reader only when it may go on (a wake per block would cost more than the
+        // blocks of a file in the page cache).
+        if (idle_ && read_ < wanted_ + window_) wanted_changed_.notify_one();
+      }
+      read_changed_.wait(lock, [&] { return read_ >= end || finished_; });
+    }
+    /// Bytes read so far, from the start.
+    std::uint64_t bytes_read() const {
+      std::lock_guard lock(mutex_);
+      return read_;
+    }
+    /// A bound on how far the reader gets beyond the furthest byte asked for: the window plus
+    /// one step.
+    std::uint64_t lead() const { return window_ + step_; }
+
+   private:
+    static constexpr std::uint64_t max_step = std::uint64_t{2} << 20;
+    static std::uint64_t page() { return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)); }
+
+    // Advice for bytes [lo, hi) of the region, from the start of lo's page (advice is only
+    // advice: a failure is ignored).
+    void advise(std::uint64_t lo, std::uint64_t hi) const {
+      hi = std::min(hi, size_);
+      if (lo >= hi) return;
+      const auto at = reinterpret_cast<std::uintptr_t>(base_) + lo;
+      const std::uintptr_t start = at - at % page();
+      ::madvise(reinterpret_cast<void*>(start), static_cast<std::size_t>(hi - lo + (at - start)), MADV_WILLNEED);
+    }
+
+    void run() {
+      advise(0, window_);
+      std::uint64_t at = 0;
+      const std::uint64_t p = page();
+      while (at < size_) {
+        {
+          std::unique_lock lock(mutex_);
+          idle_ = true;
+          wanted_changed_.wait(lock, [&] { return stop_ || at < wanted_ + window_; });
+          idle_ = false;
+          if (stop_) break;
+        }
+        const std::uint64_t next = std::min(size_, at + step_);
+        advise(at + window_, next + window_);
+        for (std::uint64_t b = at - at % p; b < next; b += p)  // a volatile read is never left out
+          static_cast<void>(*static_cast<const volatile char*>(base_ + b));
+        {
+          std::lock_guard lock(mutex_);
+          read_ = next;
+        }
+        read_changed_.notify_all();
+        at = next;
+      }
+      if (at >= size_) advise(0, window_);  // the next pass
+      {
+        std::lock_guard lock(mutex_);
+        finished_ = true;
+      }
+      read_changed_.notify_all();
+    }
+
+    const char* base_;
+    std::uint64_t size_, window_, step_;
+    mutable std::mutex mutex_;
+    std::condition_variable wanted_changed_, read_changed_;
+    std::uint64_t wanted_ = 0, read_ = 0;
+    bool stop_ = false, finished_ = false, idle_ = false;  // idle_: the reader waits for wanted_ to grow
+    std::thread thread_;  // last: starts after every member above is ready
+  };
 
  private:
   const basic_mapped_npy<S>* file_;
