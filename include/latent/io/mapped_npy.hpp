@@ -200,8 +200,8 @@ class read_ahead_executor {
   /// disk and mapped for every thread of the process), and asks the kernel to start reading
   /// each step `window` bytes before it gets there (`madvise(MADV_WILLNEED)`, which does not
   /// wait), so that the disk always has requests queued. It never reads more than `window`
-  /// bytes beyond the furthest byte a block has asked for, so a pass over a file larger than
-  /// memory does not push pages out before they are used. At the end it asks for the first
+  /// bytes and one step (`lead()`) beyond the furthest byte a block has asked for, so a pass
+  /// over a file larger than memory does not push pages out before they are used. At the end it asks for the first
   /// `window` bytes again, where the next pass starts. Public for the tests.
   class reader {
    public:
